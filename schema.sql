@@ -1,0 +1,109 @@
+-- Hermes schema. Applied at every start; every statement is idempotent.
+--
+-- The seed's six entities: party, provider, channel, conversation, message,
+-- attachment. A conversation is between exactly two parties, stored as the
+-- ordered pair (party_a_id < party_b_id) so A→B and B→A share one row.
+-- Messages carry the sender's external id, unique per channel: that is what
+-- makes ingestion idempotent (the writer merges with ON CONFLICT DO NOTHING).
+-- Dispatch state lives on the message row so that claiming work is one
+-- indexed scan (FOR UPDATE SKIP LOCKED) and there is no second table to keep
+-- in step.
+
+CREATE TABLE IF NOT EXISTS party (
+  id          bigint GENERATED ALWAYS AS IDENTITY,
+  phone       text,
+  email       text,
+  -- One lookup key for both kinds (an E.164 number never contains '@', so
+  -- the two can't collide): the writer joins and upserts on it.
+  address     text GENERATED ALWAYS AS (coalesce(phone, email)) STORED,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT party_pkey PRIMARY KEY (id),
+  CONSTRAINT party_phone_key UNIQUE (phone),
+  CONSTRAINT party_email_key UNIQUE (email),
+  CONSTRAINT party_address_key UNIQUE (address),
+  CONSTRAINT party_one_address_check CHECK (num_nonnulls(phone, email) = 1),
+  CONSTRAINT party_phone_e164_check CHECK (phone ~ '^\+[1-9][0-9]{1,14}$'),
+  CONSTRAINT party_email_lower_check CHECK (email = lower(email))
+);
+
+CREATE TABLE IF NOT EXISTS provider (
+  id    smallint GENERATED ALWAYS AS IDENTITY,
+  name  text NOT NULL,
+  kind  text NOT NULL,
+  CONSTRAINT provider_pkey PRIMARY KEY (id),
+  CONSTRAINT provider_name_key UNIQUE (name)
+);
+
+CREATE TABLE IF NOT EXISTS channel (
+  id           smallint GENERATED ALWAYS AS IDENTITY,
+  name         text NOT NULL,
+  type         text NOT NULL,
+  provider_id  smallint NOT NULL,
+  CONSTRAINT channel_pkey PRIMARY KEY (id),
+  -- A channel name is unique per provider (the seed's rule); Hermes routes
+  -- by name, and config reconciliation moves a channel between providers.
+  CONSTRAINT channel_name_provider_key UNIQUE (name, provider_id),
+  CONSTRAINT channel_provider_fkey FOREIGN KEY (provider_id) REFERENCES provider (id),
+  CONSTRAINT channel_type_check CHECK (type IN ('sms', 'mms', 'email'))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS channel_name_key ON channel (name);
+
+CREATE TABLE IF NOT EXISTS conversation (
+  id          bigint GENERATED ALWAYS AS IDENTITY,
+  party_a_id  bigint NOT NULL,
+  party_b_id  bigint NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT conversation_pkey PRIMARY KEY (id),
+  CONSTRAINT conversation_pair_key UNIQUE (party_a_id, party_b_id),
+  CONSTRAINT conversation_ordered_pair_check CHECK (party_a_id < party_b_id),
+  CONSTRAINT conversation_party_a_fkey FOREIGN KEY (party_a_id) REFERENCES party (id),
+  CONSTRAINT conversation_party_b_fkey FOREIGN KEY (party_b_id) REFERENCES party (id)
+);
+CREATE INDEX IF NOT EXISTS conversation_party_b_idx ON conversation (party_b_id);
+
+CREATE TABLE IF NOT EXISTS message (
+  id                   bigint GENERATED ALWAYS AS IDENTITY,
+  channel_id           smallint NOT NULL,
+  external_id          text NOT NULL,
+  conversation_id      bigint NOT NULL,
+  sender_id            bigint NOT NULL,
+  recipient_id         bigint NOT NULL,
+  body                 text NOT NULL DEFAULT '',
+  sent_at              timestamptz,
+  received_at          timestamptz NOT NULL,
+  committed_at         timestamptz NOT NULL DEFAULT now(),
+  -- dispatch state (the dispatch stage owns these columns)
+  dispatch_status      text NOT NULL DEFAULT 'pending',
+  dispatch_attempts    integer NOT NULL DEFAULT 0,
+  next_attempt_at      timestamptz NOT NULL DEFAULT now(),
+  claimed_until        timestamptz,
+  provider_message_id  text,
+  last_error           text,
+  dispatched_at        timestamptz,
+  CONSTRAINT message_pkey PRIMARY KEY (id),
+  CONSTRAINT message_channel_external_key UNIQUE (channel_id, external_id),
+  CONSTRAINT message_channel_fkey FOREIGN KEY (channel_id) REFERENCES channel (id),
+  CONSTRAINT message_conversation_fkey FOREIGN KEY (conversation_id) REFERENCES conversation (id),
+  CONSTRAINT message_sender_fkey FOREIGN KEY (sender_id) REFERENCES party (id),
+  CONSTRAINT message_recipient_fkey FOREIGN KEY (recipient_id) REFERENCES party (id),
+  CONSTRAINT message_dispatch_status_check
+    CHECK (dispatch_status IN ('pending', 'sending', 'sent', 'failed')),
+  CONSTRAINT message_external_id_check CHECK (length(external_id) BETWEEN 1 AND 255)
+);
+CREATE INDEX IF NOT EXISTS message_sent_at_idx ON message (sent_at);
+CREATE INDEX IF NOT EXISTS message_conversation_idx ON message (conversation_id);
+-- Only undelivered messages are in this index, so claiming due work stays
+-- cheap however many delivered messages the table holds.
+CREATE INDEX IF NOT EXISTS message_dispatch_due_idx ON message (next_attempt_at)
+  WHERE dispatch_status IN ('pending', 'sending');
+
+CREATE TABLE IF NOT EXISTS attachment (
+  id          bigint GENERATED ALWAYS AS IDENTITY,
+  message_id  bigint NOT NULL,
+  position    smallint NOT NULL,
+  url         text NOT NULL,
+  CONSTRAINT attachment_pkey PRIMARY KEY (id),
+  CONSTRAINT attachment_message_position_key UNIQUE (message_id, position),
+  CONSTRAINT attachment_message_fkey FOREIGN KEY (message_id) REFERENCES message (id) ON DELETE CASCADE,
+  CONSTRAINT attachment_url_check CHECK (url ~ '^(https?|s3)://[^[:space:]]+$' AND length(url) <= 2048)
+);

@@ -1,0 +1,72 @@
+/**
+ * Every error Hermes reports has a stable `code` (HERMES_ERR_*) that logs,
+ * JSON error bodies and tests rely on; codes never change meaning. Errors that
+ * map to an HTTP answer carry that `status`.
+ */
+export interface FieldProblem {
+  field: string
+  reason: string
+}
+
+export class HermesError extends Error {
+  readonly code: string
+  readonly status: number
+
+  constructor (code: string, message: string, status = 500, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'HermesError'
+    this.code = code
+    this.status = status
+  }
+}
+
+/** A configuration that cannot run; the message names every bad field. */
+export class ConfigError extends HermesError {
+  readonly problems: readonly string[]
+  constructor (problems: readonly string[]) {
+    super('HERMES_ERR_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+/** The uWebSockets.js native binding did not load (the package's slow JS fallback is refused). */
+export class NativeBindingError extends HermesError {
+  constructor (detail: string) {
+    super('HERMES_ERR_UWS_NATIVE', `uWebSockets.js native binding is not in use (${detail}); refusing to start on the slow fallback`)
+    this.name = 'NativeBindingError'
+  }
+}
+
+export class DatabaseError extends HermesError {
+  constructor (message: string, options?: ErrorOptions) {
+    super('HERMES_ERR_DATABASE', message, 503, options)
+    this.name = 'DatabaseError'
+  }
+}
+
+/**
+ * The HTTP-facing error codes, in one place. The status is part of the
+ * public contract (design.md); the code is what clients can branch on.
+ */
+export const Rejection = {
+  unknownChannel: { status: 404, code: 'HERMES_ERR_UNKNOWN_CHANNEL' },
+  methodNotAllowed: { status: 405, code: 'HERMES_ERR_METHOD_NOT_ALLOWED' },
+  notFound: { status: 404, code: 'HERMES_ERR_NOT_FOUND' },
+  bodyTooLarge: { status: 413, code: 'HERMES_ERR_BODY_TOO_LARGE' },
+  emptyBody: { status: 400, code: 'HERMES_ERR_EMPTY_BODY' },
+  invalidUtf8: { status: 400, code: 'HERMES_ERR_INVALID_UTF8' },
+  malformedJson: { status: 400, code: 'HERMES_ERR_MALFORMED_JSON' },
+  notAnObject: { status: 400, code: 'HERMES_ERR_NOT_AN_OBJECT' },
+  invalidFields: { status: 422, code: 'HERMES_ERR_INVALID_FIELDS' },
+  missingSignature: { status: 401, code: 'HERMES_ERR_SIGNATURE_MISSING' },
+  invalidSignature: { status: 401, code: 'HERMES_ERR_SIGNATURE_INVALID' },
+  staleTimestamp: { status: 401, code: 'HERMES_ERR_TIMESTAMP_STALE' },
+  bufferFull: { status: 503, code: 'HERMES_ERR_BUFFER_FULL' },
+  databaseUnavailable: { status: 503, code: 'HERMES_ERR_DATABASE_UNAVAILABLE' },
+  draining: { status: 503, code: 'HERMES_ERR_DRAINING' },
+  ackTimeout: { status: 503, code: 'HERMES_ERR_ACK_TIMEOUT' },
+  internal: { status: 500, code: 'HERMES_ERR_INTERNAL' }
+} as const
+
+export type RejectionKind = keyof typeof Rejection

@@ -1,0 +1,201 @@
+import { Worker } from 'node:worker_threads'
+import { once } from 'node:events'
+import pg from 'pg'
+import { Piscina } from 'piscina'
+import type { HermesConfig } from './config.js'
+import { redactedConfig } from './config.js'
+import { Rejection } from './errors.js'
+import { createLogger, type Logger } from './log.js'
+import type { FromWriter, ProcessResult, ProcessTask, ToWriter, WriterData } from './messages.js'
+import { createStatusBlock, kDatabaseUp, kDraining, kWriterQueuedRows, kWriterReady } from './shared-status.js'
+import { IngressRing } from './ingest/ring-buffer.js'
+import { Feeder } from './ingest/feeder.js'
+import { Intake } from './ingest/intake.js'
+import { PendingRequests } from './http/pending-requests.js'
+import { startHttpServer, type HttpServer } from './http/server.js'
+import { nativeBindingPath } from './http/uws.js'
+import { channelRules } from './process/channel-rules.js'
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js'
+import { prepareDatabase } from './store/schema.js'
+import type { ProcessWorkerData } from '../workers/process.js'
+
+export interface Hermes {
+  readonly port: number
+  readonly databaseUrl: string
+  readonly ring: IngressRing
+  readonly status: Int32Array
+  /** Drains (answers everything already accepted), then stops every thread and the embedded database. */
+  stop (): Promise<void>
+}
+
+export interface StartOptions {
+  readonly log?: Logger
+}
+
+const kWriterStartTimeoutMs = 30_000
+
+/** Starts every stage, in dependency order: database, writer, workers, then the HTTP front end last. */
+export async function startHermes (config: HermesConfig, options: StartOptions = {}): Promise<Hermes> {
+  const log = options.log ?? createLogger(config.logLevel)
+  if (config.developmentSecret) {
+    log.warn({ code: 'HERMES_DEV_SECRET' }, 'DEVELOPMENT MODE: no configuration given; every channel accepts the public development secret. Never expose this instance.')
+  }
+  const stack: Array<() => Promise<void>> = [] // undo steps, run in reverse on failure or stop
+  const unwind = async (): Promise<void> => { while (stack.length > 0) await stack.pop()!().catch((error: unknown) => log.error({ err: error }, 'shutdown step failed')) }
+
+  try {
+    let databaseUrl = config.database.url
+    let embedded: EmbeddedDatabase | null = null
+    if (databaseUrl === null) {
+      embedded = await startEmbeddedPostgres({ dataDir: config.database.embeddedDir, port: config.database.embeddedPort, log })
+      stack.push(() => embedded!.stop())
+      databaseUrl = embedded.url
+    }
+    const setup = new pg.Client({ connectionString: databaseUrl, application_name: 'hermes-setup' })
+    await setup.connect()
+    try { await prepareDatabase(setup, config) } finally { await setup.end() }
+
+    const status = createStatusBlock()
+    const ring = IngressRing.create(Math.floor(config.buffer.maxBytes / 8) * 8, config.buffer.maxMessages)
+    const pending = new PendingRequests(config.ackTimeoutMs)
+    stack.push(async () => pending.close())
+    const durable = config.ack === 'durable'
+
+    const writer = await startWriter(config, databaseUrl, status, log)
+    stack.push(() => stopWriter(writer, config.shutdownTimeoutMs))
+
+    const workerData: ProcessWorkerData = { ring: ring.buffer, rules: channelRules(config), toleranceSeconds: config.signature.toleranceSeconds }
+    const pool = new Piscina<ProcessTask, ProcessResult>({
+      filename: new URL('../workers/process.js', import.meta.url).href,
+      minThreads: config.workers,
+      maxThreads: config.workers,
+      idleTimeout: Infinity,
+      workerData
+    })
+    stack.push(() => pool.destroy())
+
+    const feeder = new Feeder({
+      ring,
+      pool,
+      taskRecords: config.taskRecords,
+      maxTasks: config.workers * 2,
+      downstreamHasRoom: () => Atomics.load(status, kWriterQueuedRows) < config.writer.maxQueuedRows,
+      onResult: (result) => {
+        for (const rejection of result.rejected) {
+          if (durable) pending.reject(rejection.slot, rejection)
+          else log.info({ code: rejection.code, status: rejection.status }, 'webhook rejected after enqueue')
+        }
+        if (result.acceptedSlots.length > 0) {
+          const message: ToWriter = { type: 'batch', slots: result.acceptedSlots, rows: result.rows }
+          writer.postMessage(message, [result.acceptedSlots.buffer as ArrayBuffer, result.rows.buffer as ArrayBuffer])
+        }
+      },
+      onFailure: (slots, error) => {
+        log.error({ code: Rejection.internal.code, err: error, records: slots.length }, 'a worker task failed twice; answering its records 500')
+        for (const slot of slots) pending.reject(slot, { ...Rejection.internal, message: 'internal error while processing this webhook; retry it' })
+      }
+    })
+    writer.on('message', (message: FromWriter) => {
+      switch (message.type) {
+        case 'committed':
+          if (durable) for (const slot of message.slots) pending.accept(slot)
+          feeder.pump()
+          break
+        case 'rejected':
+          if (durable) for (const slot of message.slots) pending.reject(slot, { status: 500, code: message.code, message: message.message })
+          feeder.pump()
+          break
+        case 'fatal':
+          log.fatal({ code: message.code, err: message.message }, 'writer thread failed')
+          break
+        default:
+          break
+      }
+    })
+    const intake = new Intake(ring, feeder, pending, durable)
+
+    const server: HttpServer = await startHttpServer({
+      host: config.host,
+      port: config.port,
+      maxBodyBytes: config.maxBodyBytes,
+      channels: Object.keys(config.channels),
+      refusal: () => {
+        if (Atomics.load(status, kDraining) === 1) return { ...Rejection.draining, message: 'Hermes is shutting down; retry on another instance or later', retryAfterSeconds: 5 }
+        if (Atomics.load(status, kDatabaseUp) === 0) return { ...Rejection.databaseUnavailable, message: 'the database is unreachable; retry later', retryAfterSeconds: 2 }
+        return null
+      },
+      ready: () => Atomics.load(status, kDraining) === 0 && Atomics.load(status, kDatabaseUp) === 1 && Atomics.load(status, kWriterReady) === 1 && pool.threads.length > 0,
+      onWebhook: (arrival) => intake.accept(arrival)
+    })
+    stack.push(async () => server.stopListening())
+
+    log.info({
+      port: server.port,
+      ack: config.ack,
+      workers: config.workers,
+      database: embedded === null ? 'external' : `embedded (${config.database.embeddedDir})`,
+      uws: nativeBindingPath(),
+      config: redactedConfig(config)
+    }, 'hermes started')
+
+    let stopping: Promise<void> | null = null
+    const stop = async (): Promise<void> => {
+      Atomics.store(status, kDraining, 1)
+      server.stopListening()
+      const deadline = Date.now() + config.shutdownTimeoutMs
+      // Drain: every record already in the ring is processed, committed and answered.
+      while (Date.now() < deadline && !(ring.usedRecords === 0 && feeder.idle && Atomics.load(status, kWriterQueuedRows) === 0 && pending.size === 0)) {
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      pending.rejectAll({ ...Rejection.draining, message: 'Hermes shut down before this message was committed; retry it', retryAfterSeconds: 5 })
+      log.info({ drained: ring.usedRecords === 0, unanswered: pending.size, written: ring.written }, 'hermes stopping')
+      await unwind()
+      log.info('hermes stopped')
+    }
+    return {
+      port: server.port,
+      databaseUrl,
+      ring,
+      status,
+      stop: () => (stopping ??= stop())
+    }
+  } catch (error) {
+    await unwind()
+    throw error
+  }
+}
+
+async function startWriter (config: HermesConfig, databaseUrl: string, status: Int32Array, log: Logger): Promise<Worker> {
+  const data: WriterData = {
+    databaseUrl,
+    status,
+    maxBatchRows: config.writer.maxBatchRows,
+    maxBatchDelayMs: config.writer.maxBatchDelayMs,
+    logLevel: config.logLevel
+  }
+  const writer = new Worker(new URL('../workers/writer.js', import.meta.url), { workerData: data })
+  writer.on('error', (error) => log.fatal({ err: error, code: 'HERMES_ERR_WRITER' }, 'writer thread crashed'))
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the writer could not reach the database in time')), kWriterStartTimeoutMs)
+    const onMessage = (message: FromWriter): void => {
+      if (message.type === 'ready') { clearTimeout(timer); writer.off('message', onMessage); resolve() }
+    }
+    writer.on('message', onMessage)
+    writer.once('exit', (code) => { clearTimeout(timer); reject(new Error(`writer thread exited (${code}) before it was ready`)) })
+  })
+  try {
+    await ready
+  } catch (error) {
+    await writer.terminate()
+    throw error
+  }
+  return writer
+}
+
+async function stopWriter (writer: Worker, timeoutMs: number): Promise<void> {
+  const exited = once(writer, 'exit')
+  writer.postMessage({ type: 'stop' } satisfies ToWriter)
+  const timer = setTimeout(() => { void writer.terminate() }, timeoutMs)
+  await exited
+  clearTimeout(timer)
+}

@@ -1,0 +1,57 @@
+import type { HttpResponse } from 'uWebSockets.js'
+import type { FieldProblem } from '../errors.js'
+
+const statusLines: Record<number, string> = {
+  200: '200 OK',
+  202: '202 Accepted',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  413: '413 Payload Too Large',
+  422: '422 Unprocessable Entity',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable'
+}
+
+export interface ErrorAnswer {
+  readonly status: number
+  readonly code: string
+  readonly message: string
+  readonly fields?: readonly FieldProblem[] | undefined
+  readonly retryAfterSeconds?: number | undefined
+}
+
+/**
+ * Writes a complete JSON answer. Corked, so status, headers and body leave in
+ * one syscall; safe to call from any callback (uWS requires cork outside the
+ * request handler's own tick).
+ */
+export function sendJson (res: HttpResponse, status: number, requestId: string, body: string, extraHeaders?: readonly [string, string][], closeConnection = false): void {
+  res.cork(() => {
+    res.writeStatus(statusLines[status] ?? String(status))
+    res.writeHeader('content-type', 'application/json')
+    res.writeHeader('x-request-id', requestId)
+    if (extraHeaders !== undefined) for (const [name, value] of extraHeaders) res.writeHeader(name, value)
+    res.end(body, closeConnection)
+  })
+}
+
+export function errorBody (answer: ErrorAnswer, requestId: string): string {
+  const error: Record<string, unknown> = { code: answer.code, message: answer.message }
+  if (answer.fields !== undefined) error['fields'] = answer.fields
+  return JSON.stringify({ error, requestId })
+}
+
+export function sendError (res: HttpResponse, requestId: string, answer: ErrorAnswer, closeConnection = false): void {
+  const headers: [string, string][] | undefined = answer.retryAfterSeconds === undefined
+    ? undefined
+    : [['retry-after', String(answer.retryAfterSeconds)]]
+  sendJson(res, answer.status, requestId, errorBody(answer, requestId), headers, closeConnection)
+}
+
+export function acceptedBody (requestId: string, durable: boolean): string {
+  return durable
+    ? `{"status":"stored","requestId":${JSON.stringify(requestId)}}`
+    : `{"status":"enqueued","requestId":${JSON.stringify(requestId)}}`
+}

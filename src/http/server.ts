@@ -1,0 +1,148 @@
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js'
+import { Rejection } from '../errors.js'
+import { sendError, sendJson, type ErrorAnswer } from './answers.js'
+import { requestIdFrom } from './request-id.js'
+import { loadNativeUws } from './uws.js'
+
+/** The signature-relevant headers of a webhook, read before the handler returns (uWS frees the request after). */
+export interface WebhookHeaders {
+  readonly providerSignature: string
+  readonly webhookId: string
+  readonly webhookTimestamp: string
+  readonly webhookSignature: string
+}
+
+export interface WebhookArrival {
+  readonly res: HttpResponse
+  readonly requestId: string
+  readonly channelIndex: number
+  readonly headers: WebhookHeaders
+  readonly body: Uint8Array
+  readonly receivedAtMs: number
+  /** Set by the caller: runs if the client disconnects before being answered. */
+  onAbort: (() => void) | null
+}
+
+export interface HttpServerOptions {
+  readonly host: string
+  readonly port: number
+  readonly maxBodyBytes: number
+  readonly channels: readonly string[]
+  /** Why new webhooks are refused right now (draining, database down), or null. */
+  readonly refusal: () => ErrorAnswer | null
+  readonly ready: () => boolean
+  /** A complete webhook body arrived; the callee answers it (now or later). */
+  readonly onWebhook: (arrival: WebhookArrival) => void
+}
+
+export interface HttpServer {
+  readonly port: number
+  /** Stops accepting connections; requests already in progress are still answered. */
+  stopListening (): void
+}
+
+/** The front end: routes, the streamed body limit, and nothing slower than a ring write. */
+export async function startHttpServer (options: HttpServerOptions): Promise<HttpServer> {
+  const uws = loadNativeUws()
+  const app: TemplatedApp = uws.App()
+  const channelIndex = new Map(options.channels.map((name, index) => [name, index]))
+
+  app.post('/webhooks/:channel', (res, req) => handleWebhook(res, req, options, channelIndex))
+  app.any('/webhooks/:channel', (res, req) => {
+    const requestId = requestIdFrom(req.getHeader('x-request-id'))
+    res.onAborted(() => {})
+    sendError(res, requestId, { ...Rejection.methodNotAllowed, message: `${req.getMethod().toUpperCase()} is not allowed here; use POST` }, false)
+  })
+  app.get('/healthz', (res, req) => {
+    sendJson(res, 200, requestIdFrom(req.getHeader('x-request-id')), '{"status":"alive"}')
+  })
+  app.get('/readyz', (res, req) => {
+    const requestId = requestIdFrom(req.getHeader('x-request-id'))
+    if (options.ready()) sendJson(res, 200, requestId, '{"status":"ready"}')
+    else sendError(res, requestId, { status: 503, code: 'HERMES_ERR_NOT_READY', message: 'not ready: database, workers or writer down, or draining', retryAfterSeconds: 1 })
+  })
+  for (const path of ['/healthz', '/readyz']) {
+    app.any(path, (res, req) => {
+      sendError(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.methodNotAllowed, message: `${req.getMethod().toUpperCase()} is not allowed here; use GET` })
+    })
+  }
+  app.any('/*', (res, req) => {
+    sendError(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.notFound, message: `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}` })
+  })
+
+  const socket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(options.host, options.port, (listenSocket) => {
+      if (listenSocket === false) reject(new Error(`could not listen on ${options.host}:${options.port} (port in use?)`))
+      else resolve(listenSocket)
+    })
+  })
+  let listening = true
+  return {
+    port: uws.us_socket_local_port(socket as never),
+    stopListening: () => {
+      if (listening) uws.us_listen_socket_close(socket)
+      listening = false
+    }
+  }
+}
+
+function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServerOptions, channelIndex: Map<string, number>): void {
+  const receivedAtMs = Date.now()
+  const requestId = requestIdFrom(req.getHeader('x-request-id'))
+  const channel = req.getParameter(0) ?? ''
+  const index = channelIndex.get(channel)
+  if (index === undefined) {
+    sendError(res, requestId, { ...Rejection.unknownChannel, message: `unknown channel "${channel.slice(0, 64)}"; configured: ${[...channelIndex.keys()].join(', ')}` })
+    return
+  }
+  const refusal = options.refusal()
+  if (refusal !== null) {
+    sendError(res, requestId, refusal, true)
+    return
+  }
+  const { maxBodyBytes } = options
+  const declared = req.getHeader('content-length')
+  if (declared !== '' && Number(declared) > maxBodyBytes) {
+    // Refuse before reading a byte; closing the connection discards the body.
+    sendError(res, requestId, tooLarge(maxBodyBytes), true)
+    return
+  }
+  const headers: WebhookHeaders = {
+    providerSignature: req.getHeader('x-provider-signature-256'),
+    webhookId: req.getHeader('webhook-id'),
+    webhookTimestamp: req.getHeader('webhook-timestamp'),
+    webhookSignature: req.getHeader('webhook-signature')
+  }
+
+  let finished = false
+  let arrival: WebhookArrival | null = null
+  res.onAborted(() => {
+    finished = true
+    arrival?.onAbort?.()
+  })
+  const chunks: Buffer[] = []
+  let received = 0
+  res.onData((chunk, isLast) => {
+    if (finished) return
+    received += chunk.byteLength
+    if (received > maxBodyBytes) {
+      // A lying or absent content-length: the limit holds while streaming.
+      finished = true
+      sendError(res, requestId, tooLarge(maxBodyBytes), true)
+      return
+    }
+    if (!isLast) {
+      chunks.push(Buffer.from(chunk.slice(0))) // uWS reuses the chunk's memory after this callback
+      return
+    }
+    finished = true
+    // The usual single-chunk body is written to the ring straight from uWS's memory.
+    const body = chunks.length === 0 ? new Uint8Array(chunk) : Buffer.concat([...chunks, Buffer.from(chunk)])
+    arrival = { res, requestId, channelIndex: index, headers, body, receivedAtMs, onAbort: null }
+    options.onWebhook(arrival)
+  })
+}
+
+function tooLarge (maxBodyBytes: number): ErrorAnswer {
+  return { ...Rejection.bodyTooLarge, message: `request body exceeds the limit of ${maxBodyBytes} bytes` }
+}

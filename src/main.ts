@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+/**
+ * `npm start` / `node dist/src/main.js [--config file.json]`: loads and
+ * validates the configuration, starts Hermes, and drains on SIGTERM/SIGINT.
+ */
+import { loadConfig } from './config.js'
+import { ConfigError } from './errors.js'
+import { startHermes } from './hermes.js'
+import { createLogger } from './log.js'
+
+async function main (): Promise<void> {
+  let config
+  try {
+    config = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() })
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`hermes: ${error.message}\n`)
+      process.exit(2)
+    }
+    throw error
+  }
+  const log = createLogger(config.logLevel)
+  const hermes = await startHermes(config, { log })
+  let signals = 0
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      log.warn({ signal }, 'second signal: exiting without draining')
+      process.exit(1)
+    }
+    log.info({ signal }, 'draining')
+    hermes.stop().then(() => process.exit(0), (error: unknown) => {
+      log.error({ err: error }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', shutdown)
+  process.on('SIGINT', shutdown)
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`hermes: failed to start: ${error instanceof Error ? `${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ''}` : String(error)}\n`)
+  process.exit(1)
+})

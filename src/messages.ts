@@ -1,0 +1,51 @@
+/**
+ * Every message that crosses a thread boundary, typed in one place.
+ * Row data travels as transferred ArrayBuffers (COPY text bytes), never as
+ * per-message objects.
+ */
+import type { FieldProblem } from './errors.js'
+
+/** Piscina task: process `count` ring records starting at `offset`. */
+export interface ProcessTask {
+  readonly offset: number
+  readonly count: number
+}
+
+export interface RecordRejection {
+  readonly slot: number
+  readonly status: number
+  readonly code: string
+  readonly message: string
+  readonly fields?: FieldProblem[]
+}
+
+/** Piscina task result. `rows` holds one COPY text line per accepted slot, in order. */
+export interface ProcessResult {
+  readonly acceptedSlots: Uint32Array
+  readonly rows: Uint8Array
+  readonly rejected: RecordRejection[]
+  readonly elapsedMs: number
+}
+
+/** main → writer */
+export type ToWriter =
+  | { readonly type: 'batch', readonly slots: Uint32Array, readonly rows: Uint8Array }
+  | { readonly type: 'stop' }
+
+/** writer → main */
+export type FromWriter =
+  | { readonly type: 'ready' }
+  | { readonly type: 'committed', readonly slots: Uint32Array, readonly inserted: number, readonly elapsedMs: number }
+  | { readonly type: 'rejected', readonly slots: Uint32Array, readonly code: string, readonly message: string }
+  | { readonly type: 'database', readonly up: boolean, readonly error?: string }
+  | { readonly type: 'stopped' }
+  | { readonly type: 'fatal', readonly code: string, readonly message: string }
+
+/** workerData of the writer thread */
+export interface WriterData {
+  readonly databaseUrl: string
+  readonly status: Int32Array
+  readonly maxBatchRows: number
+  readonly maxBatchDelayMs: number
+  readonly logLevel: string
+}

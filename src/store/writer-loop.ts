@@ -1,0 +1,203 @@
+import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
+import pg from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
+import type { FromWriter } from '../messages.js'
+import type { Logger } from '../log.js'
+import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
+import { copyIntoStaging, createStagingTable, mergeStaging } from './merge-sql.js'
+import { isTransientDatabaseError } from './database-errors.js'
+import { concatSlots, rowCount, splitRows, type RowBatch } from './row-batch.js'
+
+export interface WriterOptions {
+  readonly databaseUrl: string
+  readonly status: Int32Array
+  readonly maxBatchRows: number
+  readonly maxBatchDelayMs: number
+  readonly post: (message: FromWriter) => void
+  readonly log: Logger
+}
+
+const kMinBackoffMs = 50
+const kMaxBackoffMs = 2000
+const kIdlePingMs = 1000
+
+/**
+ * Owns one PostgreSQL connection and commits batches with group commit: a
+ * transaction takes everything queued (up to maxBatchRows) the moment the
+ * previous one returns, so batch size grows with load and latency stays one
+ * commit cycle. Rows are never dropped: a transient failure keeps the group
+ * and retries with backoff (the queue then fills and back-pressure reaches
+ * the front end); rows PostgreSQL refuses are isolated and rejected alone.
+ */
+export class WriterLoop {
+  private readonly queue: RowBatch[] = []
+  private queuedRows = 0
+  private client: pg.Client | null = null
+  private wake: (() => void) | null = null
+  private stopping = false
+  private lastContact = 0
+
+  constructor (private readonly options: WriterOptions) {}
+
+  enqueue (batch: RowBatch): void {
+    this.queue.push(batch)
+    this.setQueued(this.queuedRows + batch.slots.length)
+    this.wake?.()
+  }
+
+  stop (): void {
+    this.stopping = true
+    this.wake?.()
+  }
+
+  async run (): Promise<void> {
+    let backoff = kMinBackoffMs
+    while (!this.stopping || this.queue.length > 0) {
+      try {
+        await this.ensureConnected()
+        if (this.queue.length === 0) {
+          await this.idle()
+          continue
+        }
+        await this.gather()
+        const group = this.take()
+        await this.commitOrIsolate(group)
+        this.setQueued(this.queuedRows - rowCount(group))
+        backoff = kMinBackoffMs
+      } catch (error) {
+        // Only transient failures reach here; the group is still queued.
+        this.markDown(error)
+        await sleep(backoff)
+        backoff = Math.min(backoff * 2, kMaxBackoffMs)
+      }
+    }
+    await this.client?.end().catch(() => {})
+    this.client = null
+  }
+
+  private async idle (): Promise<void> {
+    const waitMs = Math.max(0, kIdlePingMs - (Date.now() - this.lastContact))
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, waitMs)
+      this.wake = () => { clearTimeout(timer); resolve() }
+    })
+    this.wake = null
+    if (this.queue.length === 0 && !this.stopping && Date.now() - this.lastContact >= kIdlePingMs) {
+      await this.client!.query('SELECT 1') // a health check while idle keeps /readyz truthful
+      this.markUp()
+    }
+  }
+
+  /** Waits up to maxBatchDelayMs for a fuller batch when the queue is small. */
+  private async gather (): Promise<void> {
+    const { maxBatchDelayMs, maxBatchRows } = this.options
+    if (maxBatchDelayMs <= 0 || this.queuedRows >= maxBatchRows || this.stopping) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, maxBatchDelayMs)
+      this.wake = () => { if (this.queuedRows >= maxBatchRows || this.stopping) { clearTimeout(timer); resolve() } }
+    })
+    this.wake = null
+  }
+
+  /** Takes whole batches up to maxBatchRows (at least one) off the queue's front, leaving them queued until committed. */
+  private take (): RowBatch[] {
+    const group: RowBatch[] = []
+    let rows = 0
+    for (const batch of this.queue) {
+      if (group.length > 0 && rows + batch.slots.length > this.options.maxBatchRows) break
+      group.push(batch)
+      rows += batch.slots.length
+    }
+    return group
+  }
+
+  private async commitOrIsolate (group: RowBatch[]): Promise<void> {
+    try {
+      const started = performance.now()
+      const inserted = await this.commit(group)
+      this.queue.splice(0, group.length)
+      this.options.post({ type: 'committed', slots: concatSlots(group), inserted, elapsedMs: performance.now() - started })
+    } catch (error) {
+      if (isTransientDatabaseError(error)) throw error
+      await this.isolate(group, error)
+    }
+  }
+
+  /** A refused group: commit its rows one by one so that only the bad rows fail. */
+  private async isolate (group: RowBatch[], cause: unknown): Promise<void> {
+    const rows = group.length === 1 && group[0]!.slots.length === 1 ? [] : group.flatMap(splitRows)
+    if (rows.length === 0) {
+      this.queue.splice(0, 1)
+      const message = cause instanceof Error ? cause.message : String(cause)
+      this.options.log.error({ code: 'HERMES_ERR_STORE_REFUSED', err: message }, 'PostgreSQL refused a row')
+      this.options.post({ type: 'rejected', slots: group[0]!.slots, code: 'HERMES_ERR_STORE_REFUSED', message: `the database refused this message: ${message}` })
+      return
+    }
+    this.options.log.warn({ rows: rows.length }, 'batch refused by PostgreSQL; committing its rows one by one')
+    // Replace the group at the queue's front by its single rows, then commit each.
+    this.queue.splice(0, group.length, ...rows)
+    for (let i = 0; i < rows.length; i++) await this.commitOrIsolate([this.queue[0]!])
+  }
+
+  private async commit (group: RowBatch[]): Promise<number> {
+    const client = this.client!
+    await client.query('BEGIN')
+    try {
+      await pipeline(Readable.from(group.map((b) => b.rows)), client.query(copyFrom(copyIntoStaging)))
+      const results = await client.query(mergeStaging) as unknown as pg.QueryResult[]
+      this.markUp()
+      const counts = results[2]!.rows[0] as { inserted: number }
+      return counts.inserted
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
+    }
+  }
+
+  private async ensureConnected (): Promise<void> {
+    if (this.client !== null) return
+    const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: 'hermes-writer' })
+    // A dropped connection emits 'error' outside any query; forget the client so the loop reconnects.
+    client.on('error', (error) => {
+      if (this.client === client) this.client = null
+      this.markDown(error)
+    })
+    try {
+      await client.connect()
+      await client.query(createStagingTable)
+    } catch (error) {
+      await client.end().catch(() => {})
+      throw error
+    }
+    this.client = client
+    this.markUp()
+    if (Atomics.exchange(this.options.status, kWriterReady, 1) === 0) this.options.post({ type: 'ready' })
+  }
+
+  private markUp (): void {
+    this.lastContact = Date.now()
+    if (Atomics.exchange(this.options.status, kDatabaseUp, 1) === 0) {
+      this.options.log.info('database reachable')
+      this.options.post({ type: 'database', up: true })
+    }
+  }
+
+  private markDown (error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error)
+    // Reconnecting is cheap and always safe; a half-broken session is not.
+    this.client?.end().catch(() => {})
+    this.client = null
+    if (Atomics.exchange(this.options.status, kDatabaseUp, 0) === 1) {
+      this.options.log.error({ code: 'HERMES_ERR_DATABASE', err: message }, 'database unreachable; retrying')
+      this.options.post({ type: 'database', up: false, error: message })
+    }
+  }
+
+  private setQueued (rows: number): void {
+    this.queuedRows = rows
+    Atomics.store(this.options.status, kWriterQueuedRows, rows)
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

@@ -1,0 +1,33 @@
+/**
+ * Writer thread entry: owns the PostgreSQL connection so that no database
+ * round trip ever runs on the HTTP thread. Batches arrive as messages with
+ * transferred row buffers; commits are reported back the same way.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import type { ToWriter, WriterData } from '../src/messages.js'
+import { createLogger } from '../src/log.js'
+import { WriterLoop } from '../src/store/writer-loop.js'
+
+const data = workerData as WriterData
+const port = parentPort!
+const log = createLogger(data.logLevel).child({ thread: 'writer' })
+const loop = new WriterLoop({
+  databaseUrl: data.databaseUrl,
+  status: data.status,
+  maxBatchRows: data.maxBatchRows,
+  maxBatchDelayMs: data.maxBatchDelayMs,
+  post: (message) => port.postMessage(message),
+  log
+})
+
+port.on('message', (message: ToWriter) => {
+  if (message.type === 'batch') loop.enqueue({ slots: message.slots, rows: message.rows })
+  else if (message.type === 'stop') loop.stop()
+})
+
+loop.run().then(
+  () => { port.postMessage({ type: 'stopped' }); port.close() },
+  (error: unknown) => {
+    port.postMessage({ type: 'fatal', code: 'HERMES_ERR_WRITER', message: error instanceof Error ? error.message : String(error) })
+    process.exit(1)
+  })
