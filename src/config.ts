@@ -143,9 +143,11 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
     maxMessages: c.int(buf.maxMessages, 'buffer.maxMessages', positive, d.buffer.maxMessages),
     maxBytes: c.int(buf.maxBytes, 'buffer.maxBytes', { min: 1, max: kMaxRingBytes }, d.buffer.maxBytes)
   }
-  const minRingBytes = maxBodyBytes + kRecordOverheadBytes
+  // An empty ring's cursor may sit anywhere, leaving at least half of it
+  // contiguous; twice the largest record always fits, whatever the cursor.
+  const minRingBytes = 2 * (maxBodyBytes + kRecordOverheadBytes)
   if (!c.failed('maxBodyBytes') && !c.failed('buffer.maxBytes') && buffer.maxBytes < minRingBytes) {
-    c.add(`buffer.maxBytes must be at least maxBodyBytes + ${kRecordOverheadBytes} (${minRingBytes}) so the largest body fits in the ring`)
+    c.add(`buffer.maxBytes must be at least 2 × (maxBodyBytes + ${kRecordOverheadBytes}) (${minRingBytes}) so the largest body always fits in the ring`)
   }
 
   let workers = c.int(file.workers, 'workers', positive, d.workers)

@@ -13,7 +13,7 @@ import { Feeder } from './ingest/feeder.js'
 import { Intake } from './ingest/intake.js'
 import { PendingRequests } from './http/pending-requests.js'
 import { startHttpServer, type HttpServer } from './http/server.js'
-import { nativeBindingPath } from './http/uws.js'
+import { loadNativeUws, nativeBindingPath } from './http/uws.js'
 import { channelRules } from './process/channel-rules.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js'
 import { prepareDatabase } from './store/schema.js'
@@ -37,6 +37,7 @@ const kWriterStartTimeoutMs = 30_000
 /** Starts every stage, in dependency order: database, writer, workers, then the HTTP front end last. */
 export async function startHermes (config: HermesConfig, options: StartOptions = {}): Promise<Hermes> {
   const log = options.log ?? createLogger(config.logLevel)
+  loadNativeUws() // refuse the slow JS fallback before starting anything else
   if (config.developmentSecret) {
     log.warn({ code: 'HERMES_DEV_SECRET' }, 'DEVELOPMENT MODE: no configuration given; every channel accepts the public development secret. Never expose this instance.')
   }
@@ -73,6 +74,9 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       workerData
     })
     stack.push(() => pool.destroy())
+    // Wait for the threads to boot (an empty range per thread) so that the
+    // first webhooks do not spend their ack timeout on worker start-up.
+    await Promise.all(Array.from({ length: config.workers }, async () => await pool.run({ offset: 0, count: 0 })))
 
     const feeder = new Feeder({
       ring,

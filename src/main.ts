@@ -37,7 +37,14 @@ async function main (): Promise<void> {
   process.on('SIGINT', shutdown)
 }
 
+function describe (error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const code = (error as { code?: unknown }).code
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : ''
+  return `${typeof code === 'string' ? `${code}: ` : ''}${error.message}${cause}`
+}
+
 main().catch((error: unknown) => {
-  process.stderr.write(`hermes: failed to start: ${error instanceof Error ? `${error.message}${error.cause instanceof Error ? ` (${error.cause.message})` : ''}` : String(error)}\n`)
+  process.stderr.write(`hermes: failed to start: ${describe(error)}\n`)
   process.exit(1)
 })

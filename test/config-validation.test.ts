@@ -99,11 +99,11 @@ t.test('body and buffer sizes', async (t) => {
     ['buffer.maxMessages 0', withTop({ buffer: { maxMessages: 0 } }), {}, ['buffer.maxMessages must be a positive integer']],
     ['buffer.maxBytes 0', withTop({ buffer: { maxBytes: 0 } }), {}, ['buffer.maxBytes must be an integer from 1 to 1073741824']],
     ['buffer.maxBytes over 1 GiB', withTop({ buffer: { maxBytes: 1024 * MiB + 1 } }), {}, ['buffer.maxBytes must be an integer from 1 to 1073741824']],
-    ['buffer.maxBytes exactly maxBodyBytes + 4096', withTop({ maxBodyBytes: 2048, buffer: { maxBytes: 6144 } }), {}, []],
-    ['buffer.maxBytes below maxBodyBytes + 4096', withTop({ maxBodyBytes: 2048, buffer: { maxBytes: 6143 } }), {},
-      ['buffer.maxBytes must be at least maxBodyBytes + 4096 (6144) so the largest body fits in the ring']],
+    ['buffer.maxBytes exactly 2 × (maxBodyBytes + 4096)', withTop({ maxBodyBytes: 2048, buffer: { maxBytes: 12288 } }), {}, []],
+    ['buffer.maxBytes below 2 × (maxBodyBytes + 4096)', withTop({ maxBodyBytes: 2048, buffer: { maxBytes: 12287 } }), {},
+      ['buffer.maxBytes must be at least 2 × (maxBodyBytes + 4096) (12288) so the largest body always fits in the ring']],
     ['the default buffer is checked against a large maxBodyBytes', withTop({ maxBodyBytes: 16 * MiB, buffer: { maxBytes: 16 * MiB } }), {},
-      [`buffer.maxBytes must be at least maxBodyBytes + 4096 (${16 * MiB + 4096}) so the largest body fits in the ring`]],
+      [`buffer.maxBytes must be at least 2 × (maxBodyBytes + 4096) (${2 * (16 * MiB + 4096)}) so the largest body always fits in the ring`]],
     ['an invalid maxBodyBytes is not compared', withTop({ maxBodyBytes: 1, buffer: { maxBytes: 2048 } }), {},
       ['maxBodyBytes must be an integer from 1024 to 16777216']]
   ])

@@ -117,7 +117,9 @@ export class WriterLoop {
       const started = performance.now()
       const inserted = await this.commit(group)
       this.queue.splice(0, group.length)
-      this.options.post({ type: 'committed', slots: concatSlots(group), inserted, elapsedMs: performance.now() - started })
+      const elapsedMs = performance.now() - started
+      this.options.log.debug({ rows: rowCount(group), inserted, elapsedMs }, 'batch committed')
+      this.options.post({ type: 'committed', slots: concatSlots(group), inserted, elapsedMs })
     } catch (error) {
       if (isTransientDatabaseError(error)) throw error
       await this.isolate(group, error)

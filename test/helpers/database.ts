@@ -1,4 +1,4 @@
-import { mkdtemp, chmod } from 'node:fs/promises'
+import { mkdtemp, chmod, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -41,7 +41,7 @@ export async function testDatabase (t: Teardown): Promise<TestDatabase> {
   await chmod(dir, 0o777) // as root, PostgreSQL runs as `postgres`, which must be able to reach its data directory
   const port = await freePort()
   const log = createLogger('silent')
-  let server: EmbeddedDatabase | null = await startEmbeddedPostgres({ dataDir: join(dir, 'data'), port, log, persistent: false })
+  let server: EmbeddedDatabase | null = await startEmbeddedPostgres({ dataDir: join(dir, 'data'), port, log })
   const url = server.url
   const pool = new pg.Pool({ connectionString: url, max: 2 })
   pool.on('error', () => {}) // outage tests kill the server under idle clients
@@ -50,13 +50,14 @@ export async function testDatabase (t: Teardown): Promise<TestDatabase> {
     embedded: true,
     stop: async () => { const s = server; server = null; await s?.stop() },
     start: async () => {
-      if (server === null) server = await startEmbeddedPostgres({ dataDir: join(dir, 'data'), port, log, persistent: false })
+      if (server === null) server = await startEmbeddedPostgres({ dataDir: join(dir, 'data'), port, log })
     },
     query: async (sql, params) => await pool.query(sql, params)
   }
   t.teardown(async () => {
     await pool.end().catch(() => {})
     await db.stop()
+    await rm(dir, { recursive: true, force: true })
   })
   return db
 }

@@ -31,7 +31,7 @@ export function testConfig (databaseUrl: string, overrides: Record<string, unkno
     port: 0,
     host: '127.0.0.1',
     workers: 2,
-    logLevel: 'silent',
+    logLevel: process.env['HERMES_TEST_LOG'] ?? 'silent',
     database: { url: databaseUrl },
     channels: {
       sms: { provider: 'mock', secrets: [SECRET] },
@@ -47,7 +47,7 @@ export function testConfig (databaseUrl: string, overrides: Record<string, unkno
 export async function startTestHermes (t: TestContext, overrides: Record<string, unknown> = {}, db?: TestDatabase): Promise<TestHermes> {
   const database = db ?? await testDatabase(t)
   const config = testConfig(database.url, overrides)
-  const hermes = await startHermes(config, { log: createLogger('silent') })
+  const hermes = await startHermes(config, { log: createLogger(config.logLevel) })
   t.teardown(() => hermes.stop())
   const base = `http://127.0.0.1:${hermes.port}`
   const post = async (channel: string, payload: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer> =>

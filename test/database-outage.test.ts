@@ -1,0 +1,62 @@
+// PostgreSQL goes away and comes back: 503 with Retry-After meanwhile, /readyz tells the truth, recovery needs no restart.
+import t from 'tap'
+import pg from 'pg'
+import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
+import { testDatabase } from './helpers/database.js'
+
+async function until (what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + deadlineMs
+  while (Date.now() < deadline) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+const db = await testDatabase(t)
+const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DATABASE_URL is set)'
+{
+  t.test('while the database is down Hermes answers 503, and it recovers by itself', { skip }, async (t) => {
+    const h = await startTestHermes(t, { ackTimeoutMs: 3000 }, db)
+    const acknowledged: string[] = []
+    const before = smsPayload()
+    t.equal((await h.postSigned('sms', before)).status, 202)
+    acknowledged.push(before['id'] as string)
+
+    await db.stop()
+    await until('/readyz to report 503', 10_000, async () => (await send('GET', `${h.base}/readyz`)).status === 503)
+    const during = await h.postSigned('sms', smsPayload())
+    t.equal(during.status, 503, 'a webhook is refused while the database is down')
+    t.equal(during.json.error.code, 'HERMES_ERR_DATABASE_UNAVAILABLE')
+    t.ok(Number(during.headers['retry-after']) >= 1, 'with Retry-After in seconds')
+    t.equal((await send('GET', `${h.base}/healthz`)).status, 200, 'yet the process is alive')
+
+    await db.start()
+    await until('/readyz to report 200 again', 20_000, async () => (await send('GET', `${h.base}/readyz`)).status === 200)
+    const after = smsPayload()
+    t.equal((await h.postSigned('sms', after)).status, 202, 'webhooks are stored again')
+    acknowledged.push(after['id'] as string)
+    const stored = await db.query('SELECT count(*)::int AS n FROM message WHERE external_id = ANY($1)', [acknowledged])
+    t.equal(stored.rows[0]!['n'], acknowledged.length, 'nothing acknowledged was lost')
+  })
+
+  t.test('webhooks waiting for their commit when the database dies are stored once it returns, and only then answered 202', { skip }, async (t) => {
+    const h = await startTestHermes(t, { ackTimeoutMs: 15_000 }, db)
+    // Hold the writer mid-transaction so the requests are surely in flight when the server dies.
+    const locker = new pg.Client({ connectionString: db.url })
+    locker.on('error', () => {}) // the server's shutdown terminates this session
+    await locker.connect()
+    await locker.query('BEGIN')
+    await locker.query('LOCK TABLE message IN ACCESS EXCLUSIVE MODE')
+    const payloads = Array.from({ length: 40 }, () => smsPayload())
+    const answers = Promise.all(payloads.map(async (p) => await h.postSigned('sms', p)))
+    await until('all 40 in the ring', 10_000, async () => h.hermes.ring.written >= 40)
+    await db.stop()
+    await locker.end().catch(() => {})
+    await db.start()
+    const results = await answers
+    t.same(results.map((r) => r.status), Array(40).fill(202), 'all answered 202 after the database returned')
+    const stored = await db.query('SELECT count(*)::int AS n FROM message WHERE external_id = ANY($1)', [payloads.map((p) => p['id'])])
+    t.equal(stored.rows[0]!['n'], 40, 'and all are stored, once')
+  })
+}

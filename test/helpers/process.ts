@@ -1,0 +1,55 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+export const mainScript = fileURLToPath(new URL('../../src/main.js', import.meta.url))
+
+export interface RunningHermes {
+  readonly child: ChildProcess
+  readonly lines: string[]
+  /** Resolves with the first log line (parsed) for which `match` is true. */
+  waitForLog (match: (entry: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  stderr (): string
+}
+
+/** Runs `node dist/src/main.js ARGS` as a real process; it is killed in teardown if still alive. */
+export function spawnHermes (t: { teardown (fn: () => unknown): void }, args: string[], env: NodeJS.ProcessEnv = {}): RunningHermes {
+  const child = spawn(process.execPath, [mainScript, ...args], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: string[] = []
+  let err = ''
+  const waiters: Array<() => void> = []
+  let partial = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    partial += chunk.toString()
+    const parts = partial.split('\n')
+    partial = parts.pop()!
+    lines.push(...parts.filter((l) => l !== ''))
+    for (const w of waiters.splice(0)) w()
+  })
+  child.stderr!.on('data', (chunk: Buffer) => { err += chunk.toString() })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => { for (const w of waiters.splice(0)) w(); resolve({ code, signal }) })
+  })
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await exited
+    }
+  })
+  const waitForLog = async (match: (entry: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> => {
+    const deadline = Date.now() + timeoutMs
+    for (let seen = 0; ;) {
+      for (; seen < lines.length; seen++) {
+        try {
+          const entry = JSON.parse(lines[seen]!) as Record<string, unknown>
+          if (match(entry)) return entry
+        } catch {}
+      }
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`hermes exited (${child.exitCode ?? child.signalCode}): ${err}`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`no matching log line within ${timeoutMs} ms; stderr: ${err}`)
+      await new Promise<void>((resolve) => { const timer = setTimeout(resolve, left); waiters.push(() => { clearTimeout(timer); resolve() }) })
+    }
+  }
+  return { child, lines, waitForLog, exited, stderr: () => err }
+}
