@@ -5,7 +5,8 @@ import { from as copyFrom } from 'pg-copy-streams'
 import type { FromWriter } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
-import { copyIntoStaging, createStagingTable, mergeStaging } from './merge-sql.js'
+import { copyIntoStaging, createStagingTable, insertStaging, resolveStaging } from './merge-sql.js'
+import { IdCache, type ResolvedIds } from './id-cache.js'
 import { isTransientDatabaseError } from './database-errors.js'
 import { concatSlots, rowCount, splitRows, type RowBatch } from './row-batch.js'
 
@@ -37,6 +38,7 @@ export class WriterLoop {
   private wake: (() => void) | null = null
   private stopping = false
   private lastContact = 0
+  private readonly cache = new IdCache()
 
   constructor (private readonly options: WriterOptions) {}
 
@@ -144,12 +146,17 @@ export class WriterLoop {
 
   private async commit (group: RowBatch[]): Promise<number> {
     const client = this.client!
+    const annotated = group.map((b) => this.cache.annotate(b.rows))
+    const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
     await client.query('BEGIN')
     try {
-      await pipeline(Readable.from(group.map((b) => b.rows)), client.query(copyFrom(copyIntoStaging)))
-      const results = await client.query(mergeStaging) as unknown as pg.QueryResult[]
+      await pipeline(Readable.from(annotated.map((a) => a.rows)), client.query(copyFrom(copyIntoStaging)))
+      // One round trip for the whole merge and the COMMIT; the resolve step only when something is not cached.
+      const results = await client.query(uncached > 0 ? resolveStaging + insertStaging : insertStaging) as unknown as pg.QueryResult[]
       this.markUp()
-      const counts = results[2]!.rows[0] as { inserted: number }
+      // Committed: only now are the ids real for everyone.
+      if (uncached > 0) this.cache.learn(results[3]!.rows as ResolvedIds[])
+      const counts = results[uncached > 0 ? 4 : 0]!.rows[0] as { inserted: number }
       return counts.inserted
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})
