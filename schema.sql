@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS conversation (
 );
 CREATE INDEX IF NOT EXISTS conversation_party_b_idx ON conversation (party_b_id);
 
+-- message carries no foreign keys on purpose. Its references are correct by
+-- construction: the writer takes every id from a lookup in the same
+-- transaction or from ids it saw committed, and parties, conversations and
+-- channels are never deleted. Four FK triggers per row (each an index probe
+-- plus a row lock on the parent) halved the insert rate of the hot path
+-- (measured: 500 cached rows 34-53 ms with them, 18-23 ms without).
+-- test/durable-store.test.ts checks that no message references a missing row.
 CREATE TABLE IF NOT EXISTS message (
   id                   bigint GENERATED ALWAYS AS IDENTITY,
   channel_id           smallint NOT NULL,
@@ -82,10 +89,6 @@ CREATE TABLE IF NOT EXISTS message (
   dispatched_at        timestamptz,
   CONSTRAINT message_pkey PRIMARY KEY (id),
   CONSTRAINT message_channel_external_key UNIQUE (channel_id, external_id),
-  CONSTRAINT message_channel_fkey FOREIGN KEY (channel_id) REFERENCES channel (id),
-  CONSTRAINT message_conversation_fkey FOREIGN KEY (conversation_id) REFERENCES conversation (id),
-  CONSTRAINT message_sender_fkey FOREIGN KEY (sender_id) REFERENCES party (id),
-  CONSTRAINT message_recipient_fkey FOREIGN KEY (recipient_id) REFERENCES party (id),
   CONSTRAINT message_dispatch_status_check
     CHECK (dispatch_status IN ('pending', 'sending', 'sent', 'failed')),
   CONSTRAINT message_external_id_check CHECK (length(external_id) BETWEEN 1 AND 255)

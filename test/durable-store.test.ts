@@ -129,3 +129,16 @@ t.test('rejected webhooks leave no rows behind and do not disturb good ones sent
   const stored = await h.db.query("SELECT count(*)::int AS n FROM message WHERE external_id LIKE 'bad-%' OR external_id LIKE 'unsigned-%'")
   t.equal(stored.rows[0]!['n'], 0)
 })
+
+t.test('every message references an existing channel, conversation and parties (integrity without FKs)', async (t) => {
+  const orphans = await h.db.query(`
+    SELECT count(*)::int AS n FROM message m
+    WHERE NOT EXISTS (SELECT 1 FROM channel c WHERE c.id = m.channel_id)
+       OR NOT EXISTS (SELECT 1 FROM conversation c WHERE c.id = m.conversation_id
+                      AND c.party_a_id = least(m.sender_id, m.recipient_id) AND c.party_b_id = greatest(m.sender_id, m.recipient_id))
+       OR NOT EXISTS (SELECT 1 FROM party p WHERE p.id = m.sender_id)
+       OR NOT EXISTS (SELECT 1 FROM party p WHERE p.id = m.recipient_id)`)
+  t.equal(orphans.rows[0]!['n'], 0)
+  const total = await h.db.query('SELECT count(*)::int AS n FROM message')
+  t.ok(total.rows[0]!['n'] >= 30, `over everything this file stored (${total.rows[0]!['n']})`)
+})
