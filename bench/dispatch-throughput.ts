@@ -1,0 +1,56 @@
+// Run: node dist/bench/dispatch-throughput.js (DISPATCH_BENCH_MESSAGES=N). How fast one dispatch thread delivers when the rate limit is out of the way: against the loopback fake (one keep-alive pool) and against mock (no network).
+import t from 'tap'
+import { once } from 'node:events'
+import { Worker } from 'node:worker_threads'
+import type { DispatchData, FromDispatch } from '../src/dispatch/dispatch-data.js'
+import { dispatchFixture, startFakeProvider } from '../test/helpers/fake-provider.js'
+
+const count = Number(process.env['DISPATCH_BENCH_MESSAGES'] ?? 10_000)
+const fast = { rateLimit: { perSecond: 1_000_000, burst: 1_000_000 }, concurrency: 64, retry: { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 100 } }
+const fake = await startFakeProvider(t)
+const fx = await dispatchFixture(t, {
+  channels: { sms: { provider: 'twilio' }, email: { provider: 'mock' } },
+  providers: {
+    twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', ...fast },
+    mock: { kind: 'mock', ...fast }
+  }
+})
+
+async function measure (channel: string): Promise<{ perSecond: number; elapsedMs: number }> {
+  const ids = await fx.insert(channel, count)
+  const data: DispatchData = {
+    databaseUrl: fx.db.url,
+    providers: Object.values(fx.config.providers),
+    channels: Object.values(fx.config.channels),
+    logLevel: 'silent'
+  }
+  const worker = new Worker(new URL('../workers/dispatch.js', import.meta.url), { workerData: data })
+  t.teardown(() => worker.terminate())
+  const [ready] = await once(worker, 'message') as [FromDispatch]
+  if (ready.type !== 'ready') throw new Error(JSON.stringify(ready))
+  const started = performance.now()
+  worker.postMessage({ type: 'wake' })
+  for (;;) {
+    const { rows } = await fx.db.query("SELECT count(*)::int AS n FROM message WHERE id = ANY($1::bigint[]) AND dispatch_status = 'sent'", [ids])
+    if (rows[0]!['n'] === count) break
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const elapsedMs = performance.now() - started
+  worker.postMessage({ type: 'stop' })
+  await once(worker, 'exit')
+  return { perSecond: Math.round(count / (elapsedMs / 1000)), elapsedMs: Math.round(elapsedMs) }
+}
+
+t.test(`${count} messages through the fake Twilio (HTTP keep-alive, concurrency 64), stored as sent`, async (t) => {
+  const { perSecond, elapsedMs } = await measure('sms')
+  t.comment(`twilio over loopback: ${count} sent in ${elapsedMs} ms = ${perSecond} sends/s (connections opened: ${fake.connections})`)
+  t.equal(fake.requests.length, count, 'each message sent once')
+  t.ok(fake.connections <= 64, 'one pool, at most its concurrency in connections')
+  t.ok(perSecond > 500, 'not pathologically slow')
+})
+
+t.test(`${count} messages through mock (no network): the claim/write-back ceiling`, async (t) => {
+  const { perSecond, elapsedMs } = await measure('email')
+  t.comment(`mock: ${count} sent in ${elapsedMs} ms = ${perSecond} sends/s`)
+  t.ok(perSecond > 500)
+})

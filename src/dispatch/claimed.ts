@@ -1,0 +1,33 @@
+import type { ChannelType } from '../config.js'
+import type { ClaimedRow } from './dispatch-sql.js'
+import type { OutboundMessage } from './providers/index.js'
+
+/** A message this instance holds a claim on, from its claim until its outcome is stored. */
+export interface Claimed extends OutboundMessage {
+  /** The claim's fencing token (claimed_until as text); replaced if the message is re-claimed while its outcome waits. */
+  lease: string
+  /** Attempts stored before this one. */
+  readonly attempts: number
+  /** performance.now() at claim time: a message held too close to its lease's end is released, not sent. */
+  readonly claimedAt: number
+  /** Set when stop() gave up waiting for its send: whatever the send answers later is ignored. */
+  abandoned: boolean
+}
+
+export function claimedFromRow (row: ClaimedRow, channel: { readonly name: string; readonly type: ChannelType }, claimedAt: number): Claimed {
+  return {
+    id: row.id,
+    externalId: row.external_id,
+    channel: channel.name,
+    type: channel.type,
+    from: row.sender,
+    to: row.recipient,
+    body: row.body,
+    attachments: row.attachments,
+    sentAt: row.sent_at === null ? null : row.sent_at.toISOString(),
+    lease: row.lease,
+    attempts: row.attempts,
+    claimedAt,
+    abandoned: false
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The dispatcher's one PostgreSQL connection, (re)opened on demand: a query
+ * that fails because the connection broke drops it, and the next query
+ * reconnects. Claims and write-backs queue on it in the order they are
+ * issued (pg runs one query at a time per client).
+ */
+import pg from 'pg'
+import type { Logger } from '../log.js'
+
+const kConnectTimeoutMs = 5000
+const kQueryTimeoutMs = 15_000
+
+export class DbSession {
+  private client: pg.Client | null = null
+  private connecting: Promise<pg.Client> | null = null
+  private up: boolean | null = null // null until the first contact
+
+  constructor (private readonly url: string, private readonly log: Logger) {}
+
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow> (sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+    const client = await this.connect()
+    try {
+      const result = await client.query<R>(sql, params)
+      this.markUp()
+      return result
+    } catch (error) {
+      if (isConnectionError(error)) this.drop(client, error)
+      throw error
+    }
+  }
+
+  async close (): Promise<void> {
+    const client = this.client ?? await this.connecting?.catch(() => null) ?? null
+    this.client = null
+    await client?.end().catch(() => {})
+  }
+
+  private async connect (): Promise<pg.Client> {
+    if (this.client !== null) return this.client
+    this.connecting ??= this.open().finally(() => { this.connecting = null })
+    return await this.connecting
+  }
+
+  private async open (): Promise<pg.Client> {
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: 'hermes-dispatch',
+      keepAlive: true,
+      // A half-open connection (a partition, a dead host) must fail, not hang: stop() waits on the claim in flight.
+      connectionTimeoutMillis: kConnectTimeoutMs,
+      query_timeout: kQueryTimeoutMs
+    })
+    // A connection that drops between queries reports here, not through a query.
+    client.on('error', (error) => this.drop(client, error))
+    try {
+      await client.connect()
+    } catch (error) {
+      await client.end().catch(() => {})
+      this.markDown(error)
+      throw error
+    }
+    this.client = client
+    this.markUp()
+    return client
+  }
+
+  private drop (client: pg.Client, error: unknown): void {
+    if (this.client === client) this.client = null
+    client.end().catch(() => {})
+    this.markDown(error)
+  }
+
+  private markUp (): void {
+    if (this.up === true) return
+    if (this.up === false) this.log.info('dispatch: database reachable again')
+    this.up = true
+  }
+
+  private markDown (error: unknown): void {
+    if (this.up === false) return
+    this.up = false
+    this.log.error({ code: 'HERMES_ERR_DATABASE', err: error instanceof Error ? error.message : String(error) }, 'dispatch: database unreachable; retrying')
+  }
+}
+
+/**
+ * Whether the connection itself failed (socket errors have no SQLSTATE;
+ * classes 08, 53, 57 and 58 are connection, resources, operator
+ * intervention, system), as opposed to PostgreSQL refusing one statement.
+ */
+export function isConnectionError (error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code !== 'string' || code.length !== 5) return true
+  return ['08', '53', '57', '58'].includes(code.slice(0, 2))
+}

@@ -1,0 +1,27 @@
+/**
+ * The dispatch thread's workerData and the messages that cross its
+ * boundary, typed in one place.
+ */
+import type { ChannelConfig, ProviderConfig } from '../config.js'
+
+export interface DispatchData {
+  readonly databaseUrl: string
+  readonly providers: readonly ProviderConfig[]
+  readonly channels: readonly ChannelConfig[]
+  readonly logLevel: string
+  /** Optional tuning; defaults in dispatcher.ts (kDefaultTuning). */
+  readonly pollMs?: number
+  readonly leaseMs?: number
+  readonly stopTimeoutMs?: number
+}
+
+/** main → dispatch: `wake` after a commit that inserted rows; `stop` to drain and exit. */
+export type ToDispatch =
+  | { readonly type: 'wake' }
+  | { readonly type: 'stop' }
+
+/** dispatch → main */
+export type FromDispatch =
+  | { readonly type: 'ready' }
+  | { readonly type: 'stopped' }
+  | { readonly type: 'fatal'; readonly code: string; readonly message: string }

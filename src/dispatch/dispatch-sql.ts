@@ -1,0 +1,112 @@
+/**
+ * The dispatcher's SQL: claim due work, write outcomes back, release claims.
+ *
+ * A claim sets status 'sending' and a lease (claimed_until). The lease is
+ * also the claim's fencing token: every write-back matches
+ * `claimed_until = <the lease we got>`, so an instance whose lease expired
+ * (and whose message another instance re-claimed) cannot overwrite the newer
+ * claim's outcome. It travels as text, because a JS Date would cut
+ * PostgreSQL's microseconds off and never match.
+ *
+ * All times are the database's now(), never this process's clock, so
+ * instances with skewed clocks agree on what is due.
+ */
+import type pg from 'pg'
+
+/**
+ * Claims up to $2 due messages of the channels $1 with a lease of $3 ms.
+ * The due rows are picked in a MATERIALIZED CTE (not `id IN (SELECT … LIMIT)`),
+ * which PostgreSQL could re-run inside a join and so claim more than the limit.
+ */
+export const claimSql = `
+WITH due AS MATERIALIZED (
+  SELECT id FROM message
+   WHERE dispatch_status IN ('pending', 'sending')
+     AND next_attempt_at <= now()
+     AND (claimed_until IS NULL OR claimed_until < now())
+     AND channel_id = ANY($1::smallint[])
+   ORDER BY next_attempt_at
+   LIMIT $2
+   FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE message m
+     SET dispatch_status = 'sending', claimed_until = now() + $3::float8 * interval '1 millisecond'
+    FROM due WHERE m.id = due.id
+  RETURNING m.id, m.channel_id, m.external_id, m.sender_id, m.recipient_id, m.body, m.sent_at,
+            m.dispatch_attempts, m.next_attempt_at, m.claimed_until
+)
+SELECT c.id::text AS id, c.channel_id, c.external_id, s.address AS sender, r.address AS recipient,
+       c.body, c.sent_at, c.dispatch_attempts AS attempts, c.claimed_until::text AS lease,
+       coalesce((SELECT array_agg(a.url ORDER BY a.position) FROM attachment a WHERE a.message_id = c.id), '{}') AS attachments
+  FROM claimed c
+  JOIN party s ON s.id = c.sender_id
+  JOIN party r ON r.id = c.recipient_id
+ ORDER BY c.next_attempt_at, c.id`
+
+export interface ClaimedRow {
+  readonly id: string
+  readonly channel_id: number
+  readonly external_id: string
+  readonly sender: string
+  readonly recipient: string
+  readonly body: string
+  readonly sent_at: Date | null
+  readonly attempts: number
+  readonly lease: string
+  readonly attachments: string[]
+}
+
+/**
+ * One outcome per row, all in one statement. `delay_ms` is the wait before
+ * the next attempt of a row going back to 'pending' (counted from the
+ * database's now()); `counted` is 1 for an attempt that counts towards
+ * maxAttempts and 0 for one that does not (a provider's 429).
+ */
+export const outcomeSql = `
+UPDATE message m
+   SET dispatch_status = v.status,
+       dispatch_attempts = m.dispatch_attempts + v.counted,
+       next_attempt_at = CASE WHEN v.status = 'pending' THEN now() + v.delay_ms * interval '1 millisecond' ELSE m.next_attempt_at END,
+       claimed_until = NULL,
+       provider_message_id = CASE WHEN v.status = 'sent' THEN v.provider_message_id ELSE m.provider_message_id END,
+       last_error = v.last_error,
+       dispatched_at = CASE WHEN v.status = 'sent' THEN now() ELSE m.dispatched_at END
+  FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::int[], $5::float8[], $6::text[], $7::text[])
+       AS v(id, lease, status, counted, delay_ms, provider_message_id, last_error)
+ WHERE m.id = v.id AND m.dispatch_status = 'sending' AND m.claimed_until = v.lease`
+
+/** Gives claimed but unsent messages back, untouched otherwise (no attempt counted, same due time). */
+export const releaseSql = `
+UPDATE message m
+   SET dispatch_status = 'pending', claimed_until = NULL
+  FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, lease)
+ WHERE m.id = v.id AND m.dispatch_status = 'sending' AND m.claimed_until = v.lease`
+
+export const channelIdsSql = 'SELECT id, name FROM channel WHERE name = ANY($1::text[])'
+
+export type Status = 'pending' | 'sent' | 'failed'
+
+/** One row's outcome, as the write-back stores it. */
+export interface Outcome {
+  readonly id: string
+  readonly lease: string
+  readonly status: Status
+  readonly counted: 0 | 1
+  readonly delayMs: number
+  readonly providerMessageId: string | null
+  readonly lastError: string | null
+}
+
+export function outcomeParams (outcomes: readonly Outcome[]): unknown[] {
+  return [
+    outcomes.map((o) => o.id),
+    outcomes.map((o) => o.lease),
+    outcomes.map((o) => o.status),
+    outcomes.map((o) => o.counted),
+    outcomes.map((o) => o.delayMs),
+    outcomes.map((o) => o.providerMessageId),
+    outcomes.map((o) => o.lastError)
+  ]
+}
+
+export type Queryable = Pick<pg.ClientBase, 'query'>

@@ -1,0 +1,281 @@
+/**
+ * The dispatch stage: claims due messages from PostgreSQL per provider,
+ * sends them through that provider's lane (bucket, cap, client) and writes
+ * outcomes back in batches. It runs in its own thread (workers/dispatch.ts)
+ * with one database connection.
+ *
+ * Work is found three ways: a `wake` (the writer committed new rows), a
+ * poll every pollMs (other instances' work, expired leases, redispatch), and
+ * a timer at the next retry this instance scheduled. Claims carry a lease,
+ * so work held by a crashed instance comes due again when it runs out.
+ */
+import type { ChannelConfig, ChannelType, ProviderConfig } from '../config.js'
+import { createLogger, type Logger } from '../log.js'
+import { claimedFromRow, type Claimed } from './claimed.js'
+import { DbSession } from './db-session.js'
+import type { DispatchData } from './dispatch-data.js'
+import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
+import { decide } from './outcome.js'
+import { ProviderLane } from './provider-lane.js'
+import { createProviderClient, type SendResult } from './providers/index.js'
+import { StatusWriter, type Entry } from './status-writer.js'
+
+export interface DispatcherOptions {
+  readonly databaseUrl: string
+  readonly providers: readonly ProviderConfig[]
+  readonly channels: readonly ChannelConfig[]
+  readonly log: Logger
+  readonly pollMs?: number
+  readonly leaseMs?: number
+  readonly stopTimeoutMs?: number
+}
+
+export const kDefaultTuning = {
+  pollMs: 500,
+  leaseMs: 60_000,
+  /** How long stop() waits for sends in flight before giving their claims back. */
+  stopTimeoutMs: 5000
+} as const
+
+const kMinClaimRetryMs = 50
+const kMaxClaimRetryMs = 2000
+
+export interface LaneStats { queued: number; sending: number; sent: number; retried: number; failed: number; rateLimited: number }
+
+export class Dispatcher {
+  private readonly log: Logger
+  private readonly session: DbSession
+  private readonly writer: StatusWriter
+  private readonly tuning: { pollMs: number; leaseMs: number; stopTimeoutMs: number }
+  private lanes: ProviderLane[] = []
+  private channelById = new Map<number, { name: string; type: ChannelType }>()
+  private readonly stats = new Map<string, LaneStats>()
+  private readonly held = new Map<string, Claimed>() // by message id: claimed, not yet stored
+  private claiming: Promise<void> | null = null
+  private claimAgain = false
+  private claimRetryMs = kMinClaimRetryMs
+  private pollTimer: NodeJS.Timeout | null = null
+  private readonly dueTimers = new Map<ProviderLane, { timer: NodeJS.Timeout; at: number }>()
+  private started: Promise<void> | null = null
+  private stopping: Promise<void> | null = null
+
+  constructor (private readonly options: DispatcherOptions) {
+    this.log = options.log
+    this.tuning = {
+      pollMs: options.pollMs ?? kDefaultTuning.pollMs,
+      leaseMs: options.leaseMs ?? kDefaultTuning.leaseMs,
+      stopTimeoutMs: options.stopTimeoutMs ?? kDefaultTuning.stopTimeoutMs
+    }
+    for (const [name, value] of Object.entries(this.tuning)) {
+      if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer`)
+    }
+    this.session = new DbSession(options.databaseUrl, this.log)
+    this.writer = new StatusWriter(this.session, this.log, (entries) => this.stored(entries))
+  }
+
+  /** Connects, maps channels to providers and starts claiming. Rejects if the database cannot be reached. */
+  async start (): Promise<void> {
+    this.started ??= this.open()
+    await this.started
+  }
+
+  /** New work was committed: claim now instead of at the next poll. */
+  wake (): void {
+    if (this.stopping !== null || this.lanes.length === 0) return
+    for (const lane of this.lanes) lane.undrain()
+    this.requestClaims()
+  }
+
+  /**
+   * Stops claiming, lets sends in flight finish (at most stopTimeoutMs), gives
+   * every unsent claim back ('pending'), stores all outcomes and disconnects.
+   */
+  async stop (): Promise<void> {
+    this.stopping ??= this.close()
+    await this.stopping
+  }
+
+  /** Counts per provider since start (for metrics and logs). */
+  snapshot (): Record<string, LaneStats> {
+    const out: Record<string, LaneStats> = {}
+    for (const lane of this.lanes) out[lane.name] = { ...this.stats.get(lane.name)!, queued: lane.queued, sending: lane.sending }
+    return out
+  }
+
+  private async open (): Promise<void> {
+    const { providers, channels } = this.options
+    const { rows } = await this.session.query<{ id: number; name: string }>(channelIdsSql, [channels.map((c) => c.name)])
+    const idOf = new Map(rows.map((r) => [r.name, r.id]))
+    for (const channel of channels) {
+      const id = idOf.get(channel.name)
+      if (id === undefined) this.log.warn({ channel: channel.name }, 'dispatch: channel is not in the database; its messages cannot be dispatched')
+      else this.channelById.set(id, { name: channel.name, type: channel.type })
+    }
+    for (const provider of providers) {
+      const channelIds = channels.filter((c) => c.provider === provider.name && idOf.has(c.name)).map((c) => idOf.get(c.name)!)
+      if (channelIds.length === 0) continue
+      // A lane stops starting sends well before the lease ends (see ProviderLane), which needs room for a whole request.
+      const leaseMs = Math.max(this.tuning.leaseMs, 3 * provider.timeoutMs)
+      const lane = new ProviderLane(provider, channelIds, leaseMs, createProviderClient(provider), {
+        onResult: (l, item, result) => this.onResult(l, item, result),
+        onRelease: (l, item) => this.writer.add({ item, decision: null, provider: l.name }),
+        onHungry: () => this.requestClaims()
+      })
+      this.lanes.push(lane)
+      this.stats.set(provider.name, { queued: 0, sending: 0, sent: 0, retried: 0, failed: 0, rateLimited: 0 })
+    }
+    for (const channel of channels) {
+      if (!providers.some((p) => p.name === channel.provider)) this.log.warn({ channel: channel.name, provider: channel.provider }, 'dispatch: channel has no configured provider')
+    }
+    this.log.info({ providers: this.lanes.map((l) => ({ name: l.name, kind: l.config.kind, channels: l.channelIds.length, leaseMs: l.leaseMs })) }, 'dispatch started')
+    this.schedulePoll()
+    this.wake()
+  }
+
+  private async close (): Promise<void> {
+    await this.started?.catch(() => {})
+    if (this.pollTimer !== null) clearTimeout(this.pollTimer)
+    for (const { timer } of this.dueTimers.values()) clearTimeout(timer)
+    this.dueTimers.clear()
+    await this.claiming
+    const deadline = Date.now() + this.tuning.stopTimeoutMs
+    for (const lane of this.lanes) for (const item of lane.stop()) this.writer.add({ item, decision: null, provider: lane.name })
+    while (this.lanes.some((l) => l.sending > 0) && Date.now() < deadline) await sleep(10)
+    for (const lane of this.lanes) {
+      const abandoned = lane.abandon()
+      if (abandoned.length > 0) this.log.warn({ provider: lane.name, messages: abandoned.length }, 'dispatch: sends still in flight at stop; their claims are given back and they may be sent again')
+      for (const item of abandoned) this.writer.add({ item, decision: null, provider: lane.name })
+    }
+    // Outcomes get their own grace period: a send that finished is worth storing.
+    const stored = await this.writer.drain(Math.max(deadline, Date.now() + 2000))
+    this.writer.close()
+    if (!stored) this.log.error({ code: 'HERMES_ERR_DISPATCH_WRITE', messages: this.writer.size }, 'dispatch: outcomes not stored at stop; those messages will be sent again after their lease')
+    await this.session.close()
+    this.log.info({ stats: this.snapshot() }, 'dispatch stopped')
+  }
+
+  private onResult (lane: ProviderLane, item: Claimed, result: SendResult): void {
+    const decision = decide(result, item.attempts, lane.config.retry)
+    const stats = this.stats.get(lane.name)!
+    if (decision.status === 'sent') stats.sent++
+    else if (decision.status === 'failed') stats.failed++
+    else stats.retried++
+    if (!result.ok && result.rateLimited === true) stats.rateLimited++
+    if (decision.status === 'failed') {
+      this.log.warn({ code: 'HERMES_ERR_DISPATCH_FAILED', provider: lane.name, message: item.id, reason: decision.lastError }, 'dispatch: message failed')
+    } else if (decision.status === 'pending') {
+      this.log.debug({ provider: lane.name, message: item.id, reason: decision.lastError, delayMs: decision.delayMs }, 'dispatch: send failed; will retry')
+    }
+    this.writer.add({ item, decision, provider: lane.name })
+  }
+
+  /** Outcomes are in the database: forget the claims, and come back for retries when they are due. */
+  private stored (entries: readonly Entry[]): void {
+    for (const { item, decision, provider } of entries) {
+      if (this.held.get(item.id) === item) this.held.delete(item.id)
+      if (decision?.status === 'pending') {
+        const lane = this.lanes.find((l) => l.name === provider)
+        if (lane !== undefined) this.scheduleDue(lane, decision.delayMs)
+      }
+    }
+  }
+
+  private requestClaims (): void {
+    if (this.stopping !== null) return
+    if (this.claiming !== null) { this.claimAgain = true; return }
+    this.claiming = this.claimPass().finally(() => { this.claiming = null })
+  }
+
+  /** One claim per lane that wants work, in turn, until none does. */
+  private async claimPass (): Promise<void> {
+    do {
+      this.claimAgain = false
+      for (const lane of this.lanes) {
+        if (this.stopping !== null) return
+        if (lane.drained) continue
+        const want = lane.wanted()
+        if (want <= 0) continue
+        const wakes = lane.wakeCount
+        let rows: ClaimedRow[]
+        try {
+          rows = (await this.session.query<ClaimedRow>(claimSql, [lane.channelIds, want, lane.leaseMs])).rows
+          this.claimRetryMs = kMinClaimRetryMs
+        } catch (error) {
+          this.log.debug({ err: (error as Error).message }, 'dispatch: claim failed')
+          this.retryClaimsLater()
+          return
+        }
+        lane.claimed(want, rows.length, wakes)
+        const items = this.adopt(rows)
+        // stop() began while this claim ran: hand the rows straight back.
+        if (this.stopping !== null) for (const item of items) this.writer.add({ item, decision: null, provider: lane.name })
+        else if (items.length > 0) lane.enqueue(items)
+      }
+    } while (this.claimAgain && this.stopping === null)
+  }
+
+  /** Turns claimed rows into lane items; a message this instance still holds (its outcome unstored) only gets its new lease. */
+  private adopt (rows: readonly ClaimedRow[]): Claimed[] {
+    const now = performance.now()
+    const fresh: Claimed[] = []
+    for (const row of rows) {
+      const mine = this.held.get(row.id)
+      if (mine !== undefined) { mine.lease = row.lease; continue }
+      const item = claimedFromRow(row, this.channelById.get(row.channel_id)!, now)
+      this.held.set(item.id, item)
+      fresh.push(item)
+    }
+    return fresh
+  }
+
+  private retryClaimsLater (): void {
+    const ms = this.claimRetryMs
+    this.claimRetryMs = Math.min(this.claimRetryMs * 2, kMaxClaimRetryMs)
+    this.dueAll(ms)
+  }
+
+  private schedulePoll (): void {
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = null
+      if (this.stopping !== null) return
+      this.wake()
+      this.schedulePoll()
+    }, this.tuning.pollMs)
+    this.pollTimer.unref?.()
+  }
+
+  private dueAll (ms: number): void {
+    for (const lane of this.lanes) this.scheduleDue(lane, ms)
+  }
+
+  /** Claims for `lane` once `ms` have passed (a retry's delay), unless the poll comes first. */
+  private scheduleDue (lane: ProviderLane, ms: number): void {
+    if (this.stopping !== null || ms >= this.tuning.pollMs) return
+    // The row's next_attempt_at is the database's now() at write time + ms; a little slack keeps the claim from arriving early.
+    const at = performance.now() + ms + 2
+    const current = this.dueTimers.get(lane)
+    if (current !== undefined && current.at <= at) return
+    if (current !== undefined) clearTimeout(current.timer)
+    const timer = setTimeout(() => {
+      this.dueTimers.delete(lane)
+      lane.undrain()
+      this.requestClaims()
+    }, Math.ceil(at - performance.now()))
+    this.dueTimers.set(lane, { timer, at })
+  }
+}
+
+/** What workers/dispatch.ts runs: a dispatcher built from the thread's workerData. */
+export function createDispatcher (data: DispatchData, log: Logger = createLogger(data.logLevel).child({ thread: 'dispatch' })): Dispatcher {
+  return new Dispatcher({
+    databaseUrl: data.databaseUrl,
+    providers: data.providers,
+    channels: data.channels,
+    log,
+    ...(data.pollMs === undefined ? {} : { pollMs: data.pollMs }),
+    ...(data.leaseMs === undefined ? {} : { leaseMs: data.leaseMs }),
+    ...(data.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: data.stopTimeoutMs })
+  })
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

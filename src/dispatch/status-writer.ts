@@ -1,0 +1,116 @@
+/**
+ * Writes outcomes back in batches: everything that finished while the
+ * previous write was in flight goes out in the next one statement (group
+ * commit), so the database sees one round trip per batch, never one per
+ * message. A broken connection keeps the batch and retries with backoff;
+ * until it is stored the message stays claimed, so nothing is sent twice
+ * by this instance meanwhile.
+ */
+import type { Logger } from '../log.js'
+import type { Claimed } from './claimed.js'
+import { isConnectionError, type DbSession } from './db-session.js'
+import { outcomeParams, outcomeSql, releaseSql, type Outcome } from './dispatch-sql.js'
+import type { Decision } from './outcome.js'
+
+/** A decision to store, or null: give the claim back untouched. */
+export interface Entry {
+  readonly item: Claimed
+  readonly decision: Decision | null
+  readonly provider: string
+}
+
+const kMaxRowsPerWrite = 5000
+const kMinRetryMs = 50
+const kMaxRetryMs = 2000
+
+export class StatusWriter {
+  private queue: Entry[] = []
+  private running: Promise<void> | null = null
+  private retryTimer: NodeJS.Timeout | null = null
+  private retryMs = kMinRetryMs
+
+  constructor (
+    private readonly session: DbSession,
+    private readonly log: Logger,
+    /** Called once per entry when its write is done (or given up). */
+    private readonly onStored: (entries: readonly Entry[]) => void
+  ) {}
+
+  get size (): number { return this.queue.length }
+
+  add (entry: Entry): void {
+    this.queue.push(entry)
+    this.kick()
+  }
+
+  /** Writes everything queued; false if the database stayed unreachable until the deadline. */
+  async drain (deadline: number): Promise<boolean> {
+    while (this.queue.length > 0 || this.running !== null) {
+      if (this.running !== null) { await this.running; continue }
+      if (Date.now() >= deadline) return false
+      if (this.retryTimer !== null) { clearTimeout(this.retryTimer); this.retryTimer = null }
+      this.running = this.run(false)
+      await this.running
+      if (this.queue.length > 0) await sleep(Math.min(this.retryMs, Math.max(0, deadline - Date.now())))
+    }
+    return true
+  }
+
+  /** Stops background retries (drain() still works). */
+  close (): void {
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    this.retryTimer = null
+  }
+
+  private kick (): void {
+    if (this.running !== null || this.retryTimer !== null) return
+    this.running = this.run(true)
+  }
+
+  private async run (gather: boolean): Promise<void> {
+    // Let every send that finished in this turn of the event loop join the batch.
+    if (gather) await new Promise((resolve) => setImmediate(resolve))
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.slice(0, kMaxRowsPerWrite)
+        try {
+          await this.write(batch)
+        } catch (error) {
+          if (isConnectionError(error)) {
+            this.retryMs = Math.min(this.retryMs * 2, kMaxRetryMs)
+            if (gather) this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick() }, this.retryMs)
+            return
+          }
+          // PostgreSQL refused the statement itself: retrying cannot help. The messages stay
+          // claimed and are sent again once their lease ends: a duplicate, never a loss.
+          this.log.error({ code: 'HERMES_ERR_DISPATCH_WRITE', err: (error as Error).message, rows: batch.length }, 'dispatch: could not store outcomes; their messages will be retried after the lease')
+        }
+        this.queue.splice(0, batch.length)
+        this.retryMs = kMinRetryMs
+        this.onStored(batch)
+      }
+    } finally {
+      this.running = null
+    }
+  }
+
+  private async write (batch: readonly Entry[]): Promise<void> {
+    const outcomes: Outcome[] = []
+    const released: Claimed[] = []
+    for (const { item, decision } of batch) {
+      if (decision === null) released.push(item)
+      else outcomes.push({ id: item.id, lease: item.lease, ...decision })
+    }
+    let stored = 0
+    if (outcomes.length > 0) stored += (await this.session.query(outcomeSql, outcomeParams(outcomes))).rowCount ?? 0
+    if (released.length > 0) {
+      stored += (await this.session.query(releaseSql, [released.map((i) => i.id), released.map((i) => i.lease)])).rowCount ?? 0
+    }
+    if (stored < batch.length) {
+      // Only possible when a lease ran out and another instance claimed the message since.
+      this.log.warn({ code: 'HERMES_ERR_DISPATCH_LEASE_LOST', rows: batch.length - stored }, 'dispatch: outcomes for messages whose claim had expired were not stored')
+    }
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

@@ -1,0 +1,32 @@
+/**
+ * Dispatch thread entry: claims committed messages and delivers them
+ * through the providers, with its own PostgreSQL connection and event loop
+ * so that provider latency never touches the HTTP or writer threads.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import type { DispatchData, FromDispatch, ToDispatch } from '../src/dispatch/dispatch-data.js'
+import { createDispatcher } from '../src/dispatch/dispatcher.js'
+
+const port = parentPort!
+const post = (message: FromDispatch): void => port.postMessage(message)
+const dispatcher = createDispatcher(workerData as DispatchData)
+
+port.on('message', (message: ToDispatch) => {
+  if (message.type === 'wake') dispatcher.wake()
+  else if (message.type === 'stop') {
+    dispatcher.stop().then(
+      () => { post({ type: 'stopped' }); port.close() },
+      (error: unknown) => { post({ type: 'fatal', code: 'HERMES_ERR_DISPATCH', message: errorMessage(error) }); process.exit(1) })
+  }
+})
+
+dispatcher.start().then(
+  () => post({ type: 'ready' }),
+  (error: unknown) => {
+    post({ type: 'fatal', code: 'HERMES_ERR_DISPATCH', message: errorMessage(error) })
+    process.exit(1)
+  })
+
+function errorMessage (error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
