@@ -1,5 +1,3 @@
-import { Worker } from 'node:worker_threads'
-import { once } from 'node:events'
 import pg from 'pg'
 import { Piscina } from 'piscina'
 import type { HermesConfig } from './config.js'
@@ -7,6 +5,8 @@ import { redactedConfig } from './config.js'
 import { Rejection } from './errors.js'
 import { createLogger, type Logger } from './log.js'
 import type { FromWriter, ProcessResult, ProcessTask, ToWriter, WriterData } from './messages.js'
+import type { DispatchData, ToDispatch } from './dispatch/dispatch-data.js'
+import { startThread, stopThread } from './threads.js'
 import { createStatusBlock, kDatabaseUp, kDraining, kWriterQueuedRows, kWriterReady } from './shared-status.js'
 import { IngressRing } from './ingest/ring-buffer.js'
 import { Feeder } from './ingest/feeder.js'
@@ -31,8 +31,6 @@ export interface Hermes {
 export interface StartOptions {
   readonly log?: Logger
 }
-
-const kWriterStartTimeoutMs = 30_000
 
 /** Starts every stage, in dependency order: database, writer, workers, then the HTTP front end last. */
 export async function startHermes (config: HermesConfig, options: StartOptions = {}): Promise<Hermes> {
@@ -62,8 +60,11 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
     stack.push(async () => pending.close())
     const durable = config.ack === 'durable'
 
-    const writer = await startWriter(config, databaseUrl, status, log)
-    stack.push(() => stopWriter(writer, config.shutdownTimeoutMs))
+    const writer = await startThread('writer', new URL('../workers/writer.js', import.meta.url), writerData(config, databaseUrl, status), log)
+    stack.push(() => stopThread(writer, config.shutdownTimeoutMs))
+    // Dispatch has its own thread and connection: provider latency never reaches the HTTP or writer threads.
+    const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), dispatchData(config, databaseUrl), log)
+    stack.push(() => stopThread(dispatch, config.shutdownTimeoutMs))
 
     const workerData: ProcessWorkerData = { ring: ring.buffer, rules: channelRules(config), toleranceSeconds: config.signature.toleranceSeconds }
     const pool = new Piscina<ProcessTask, ProcessResult>({
@@ -103,6 +104,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       switch (message.type) {
         case 'committed':
           if (durable) for (const slot of message.slots) pending.accept(slot)
+          if (message.inserted > 0) dispatch.postMessage({ type: 'wake' } satisfies ToDispatch)
           feeder.pump()
           break
         case 'rejected':
@@ -169,37 +171,21 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
   }
 }
 
-async function startWriter (config: HermesConfig, databaseUrl: string, status: Int32Array, log: Logger): Promise<Worker> {
-  const data: WriterData = {
+function writerData (config: HermesConfig, databaseUrl: string, status: Int32Array): WriterData {
+  return {
     databaseUrl,
     status,
     maxBatchRows: config.writer.maxBatchRows,
     maxBatchDelayMs: config.writer.maxBatchDelayMs,
     logLevel: config.logLevel
   }
-  const writer = new Worker(new URL('../workers/writer.js', import.meta.url), { workerData: data })
-  writer.on('error', (error) => log.fatal({ err: error, code: 'HERMES_ERR_WRITER' }, 'writer thread crashed'))
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the writer could not reach the database in time')), kWriterStartTimeoutMs)
-    const onMessage = (message: FromWriter): void => {
-      if (message.type === 'ready') { clearTimeout(timer); writer.off('message', onMessage); resolve() }
-    }
-    writer.on('message', onMessage)
-    writer.once('exit', (code) => { clearTimeout(timer); reject(new Error(`writer thread exited (${code}) before it was ready`)) })
-  })
-  try {
-    await ready
-  } catch (error) {
-    await writer.terminate()
-    throw error
-  }
-  return writer
 }
 
-async function stopWriter (writer: Worker, timeoutMs: number): Promise<void> {
-  const exited = once(writer, 'exit')
-  writer.postMessage({ type: 'stop' } satisfies ToWriter)
-  const timer = setTimeout(() => { void writer.terminate() }, timeoutMs)
-  await exited
-  clearTimeout(timer)
+function dispatchData (config: HermesConfig, databaseUrl: string): DispatchData {
+  return {
+    databaseUrl,
+    providers: Object.values(config.providers),
+    channels: Object.values(config.channels),
+    logLevel: config.logLevel
+  }
 }

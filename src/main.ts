@@ -2,16 +2,21 @@
 /**
  * `npm start` / `node dist/src/main.js [--config file.json]`: loads and
  * validates the configuration, starts Hermes, and drains on SIGTERM/SIGINT.
+ * `node dist/src/main.js redispatch --status failed [--provider NAME]`
+ * re-queues dead letters (`npm run hermes -- redispatch …`).
  */
 import { loadConfig } from './config.js'
 import { ConfigError } from './errors.js'
 import { startHermes } from './hermes.js'
 import { createLogger } from './log.js'
+import { redispatchCommand } from './cli/redispatch-command.js'
 
 async function main (): Promise<void> {
+  const args = process.argv.slice(2)
+  const command = args[0] !== undefined && !args[0].startsWith('-') ? args[0] : 'serve'
   let config
   try {
-    config = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() })
+    config = loadConfig({ argv: args, env: process.env, cwd: process.cwd() })
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`hermes: ${error.message}\n`)
@@ -20,6 +25,14 @@ async function main (): Promise<void> {
     throw error
   }
   const log = createLogger(config.logLevel)
+  if (command === 'redispatch') {
+    await redispatchCommand(args.slice(1), config, log)
+    return
+  }
+  if (command !== 'serve') {
+    process.stderr.write(`hermes: unknown command "${command}"; commands: serve (default), redispatch --status failed [--provider NAME]\n`)
+    process.exit(2)
+  }
   const hermes = await startHermes(config, { log })
   let signals = 0
   const shutdown = (signal: NodeJS.Signals): void => {

