@@ -7,6 +7,12 @@ import { createLogger, type Logger } from './log.js'
 import type { FromWriter, ProcessResult, ProcessTask, ToWriter, WriterData } from './messages.js'
 import type { DispatchData, ToDispatch } from './dispatch/dispatch-data.js'
 import { startThread, stopThread } from './threads.js'
+import { SharedMetrics } from './metrics/shared-metrics.js'
+import { metricsLayout, type MetricsSpec } from './metrics/definitions.js'
+import { metricsData } from './metrics/thread-metrics.js'
+import { reportEventLoopUtilization } from './metrics/event-loop.js'
+import { createRegistry, type ScrapeGauge } from './metrics/exposition.js'
+import { HttpMeter } from './http/http-metrics.js'
 import { createStatusBlock, kDatabaseUp, kDraining, kWriterQueuedRows, kWriterReady } from './shared-status.js'
 import { IngressRing } from './ingest/ring-buffer.js'
 import { Feeder } from './ingest/feeder.js'
@@ -56,17 +62,30 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
 
     const status = createStatusBlock()
     const ring = IngressRing.create(Math.floor(config.buffer.maxBytes / 8) * 8, config.buffer.maxMessages)
-    const pending = new PendingRequests(config.ackTimeoutMs)
+    const channels = Object.keys(config.channels)
+    const metricsSpec: MetricsSpec = { channels, providers: Object.keys(config.providers), workers: config.workers }
+    const metrics = new SharedMetrics(metricsLayout(metricsSpec))
+    const shared = metricsData(metrics, metricsSpec)
+    const stopMainLoopReport = reportEventLoopUtilization(metrics, 'main')
+    stack.push(async () => stopMainLoopReport())
+    const meter = new HttpMeter(metrics, channels)
+    const pending = new PendingRequests(config.ackTimeoutMs, meter)
     stack.push(async () => pending.close())
     const durable = config.ack === 'durable'
 
-    const writer = await startThread('writer', new URL('../workers/writer.js', import.meta.url), writerData(config, databaseUrl, status), log)
+    const writer = await startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status), metrics: shared }, log)
     stack.push(() => stopThread(writer, config.shutdownTimeoutMs))
     // Dispatch has its own thread and connection: provider latency never reaches the HTTP or writer threads.
-    const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), dispatchData(config, databaseUrl), log)
+    const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl), metrics: shared }, log)
     stack.push(() => stopThread(dispatch, config.shutdownTimeoutMs))
 
-    const workerData: ProcessWorkerData = { ring: ring.buffer, rules: channelRules(config), toleranceSeconds: config.signature.toleranceSeconds }
+    const workerData: ProcessWorkerData = {
+      ring: ring.buffer,
+      rules: channelRules(config),
+      toleranceSeconds: config.signature.toleranceSeconds,
+      metrics: shared,
+      workerSeq: new Int32Array(new SharedArrayBuffer(4))
+    }
     const pool = new Piscina<ProcessTask, ProcessResult>({
       filename: new URL('../workers/process.js', import.meta.url).href,
       minThreads: config.workers,
@@ -88,7 +107,10 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       onResult: (result) => {
         for (const rejection of result.rejected) {
           if (durable) pending.reject(rejection.slot, rejection)
-          else log.info({ code: rejection.code, status: rejection.status }, 'webhook rejected after enqueue')
+          else {
+            meter.rejectedAfterAnswer(rejection.code)
+            log.info({ code: rejection.code, status: rejection.status }, 'webhook rejected after enqueue')
+          }
         }
         if (result.acceptedSlots.length > 0) {
           const message: ToWriter = { type: 'batch', slots: result.acceptedSlots, rows: result.rows }
@@ -118,13 +140,16 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
           break
       }
     })
-    const intake = new Intake(ring, feeder, pending, durable)
+    const intake = new Intake(ring, feeder, pending, durable, meter, channels)
+    const registry = createRegistry(metrics, scrapeGauges(ring, status))
 
     const server: HttpServer = await startHttpServer({
       host: config.host,
       port: config.port,
       maxBodyBytes: config.maxBodyBytes,
-      channels: Object.keys(config.channels),
+      channels,
+      meter,
+      scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       refusal: () => {
         if (Atomics.load(status, kDraining) === 1) return { ...Rejection.draining, message: 'Hermes is shutting down; retry on another instance or later', retryAfterSeconds: 5 }
         if (Atomics.load(status, kDatabaseUp) === 0) return { ...Rejection.databaseUnavailable, message: 'the database is unreachable; retry later', retryAfterSeconds: 2 }
@@ -154,7 +179,14 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
         await new Promise((resolve) => setTimeout(resolve, 10))
       }
       pending.rejectAll({ ...Rejection.draining, message: 'Hermes shut down before this message was committed; retry it', retryAfterSeconds: 5 })
-      log.info({ drained: ring.usedRecords === 0, unanswered: pending.size, written: ring.written }, 'hermes stopping')
+      log.info({
+        drained: ring.usedRecords === 0,
+        unanswered: pending.size,
+        received: ring.written,
+        accepted: channels.reduce((n, c) => n + metrics.read('hermes_ingest_accepted_total', [c]), 0),
+        stored: metrics.read('hermes_messages_stored_total'),
+        duplicates: metrics.read('hermes_messages_duplicate_total')
+      }, 'hermes stopping')
       await unwind()
       log.info('hermes stopped')
     }
@@ -169,6 +201,18 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
     await unwind()
     throw error
   }
+}
+
+function scrapeGauges (ring: IngressRing, status: Int32Array): ScrapeGauge[] {
+  return [
+    { name: 'hermes_ring_used_messages', help: 'Records in the ingress ring, waiting or being processed', read: () => ring.usedRecords },
+    { name: 'hermes_ring_used_bytes', help: 'Bytes of the ingress ring in use', read: () => ring.usedBytes },
+    { name: 'hermes_ring_capacity_messages', help: 'Most records the ingress ring holds', read: () => ring.capacityRecords },
+    { name: 'hermes_ring_capacity_bytes', help: 'Size of the ingress ring', read: () => ring.capacityBytes },
+    { name: 'hermes_writer_queued_rows', help: 'Rows handed to the writer and not yet committed', read: () => Atomics.load(status, kWriterQueuedRows) },
+    { name: 'hermes_database_up', help: '1 while the writer reaches PostgreSQL', read: () => Atomics.load(status, kDatabaseUp) },
+    { name: 'hermes_draining', help: '1 once shutdown began', read: () => Atomics.load(status, kDraining) }
+  ]
 }
 
 function writerData (config: HermesConfig, databaseUrl: string, status: Int32Array): WriterData {

@@ -34,12 +34,17 @@ async function main (): Promise<void> {
     process.exit(2)
   }
   const hermes = await startHermes(config, { log })
-  let signals = 0
+  let draining = false
   const shutdown = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) {
-      log.warn({ signal }, 'second signal: exiting without draining')
-      process.exit(1)
+    if (draining) {
+      // A second Ctrl-C means "now"; a repeated SIGTERM (supervisors often send two) changes nothing.
+      if (signal === 'SIGINT') {
+        log.warn({ signal }, 'second interrupt: exiting without draining')
+        process.exit(1)
+      }
+      return
     }
+    draining = true
     log.info({ signal }, 'draining')
     hermes.stop().then(() => process.exit(0), (error: unknown) => {
       log.error({ err: error }, 'shutdown failed')

@@ -4,6 +4,7 @@
  * per-message objects.
  */
 import type { FieldProblem } from './errors.js'
+import type { MetricsData } from './metrics/thread-metrics.js'
 
 /** Piscina task: process `count` ring records starting at `offset`. */
 export interface ProcessTask {
@@ -48,4 +49,5 @@ export interface WriterData {
   readonly maxBatchRows: number
   readonly maxBatchDelayMs: number
   readonly logLevel: string
+  readonly metrics?: MetricsData
 }

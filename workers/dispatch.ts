@@ -6,10 +6,16 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import type { DispatchData, FromDispatch, ToDispatch } from '../src/dispatch/dispatch-data.js'
 import { createDispatcher } from '../src/dispatch/dispatcher.js'
+import { createLogger } from '../src/log.js'
+import { openMetrics } from '../src/metrics/thread-metrics.js'
+import { reportEventLoopUtilization } from '../src/metrics/event-loop.js'
 
 const port = parentPort!
 const post = (message: FromDispatch): void => port.postMessage(message)
-const dispatcher = createDispatcher(workerData as DispatchData)
+const data = workerData as DispatchData
+const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
+if (metrics !== undefined) reportEventLoopUtilization(metrics, 'dispatch')
+const dispatcher = createDispatcher(data, createLogger(data.logLevel).child({ thread: 'dispatch' }), metrics)
 
 port.on('message', (message: ToDispatch) => {
   if (message.type === 'wake') dispatcher.wake()

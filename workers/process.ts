@@ -7,18 +7,33 @@ import { IngressRing } from '../src/ingest/ring-buffer.js'
 import type { ProcessResult, ProcessTask } from '../src/messages.js'
 import { processRange } from '../src/process/process-range.js'
 import type { ChannelRule } from '../src/process/types.js'
+import { openMetrics, type MetricsData } from '../src/metrics/thread-metrics.js'
+import { reportEventLoopUtilization } from '../src/metrics/event-loop.js'
 
 export interface ProcessWorkerData {
   readonly ring: SharedArrayBuffer
   readonly rules: ChannelRule[]
   readonly toleranceSeconds: number
+  readonly metrics?: MetricsData
+  /** Hands each worker thread its index (for per-thread metrics labels). */
+  readonly workerSeq: Int32Array
 }
 
 const data = workerData as ProcessWorkerData
 const ring = IngressRing.attach(data.ring)
+const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
+if (metrics !== undefined) {
+  const index = Atomics.add(data.workerSeq, 0, 1)
+  if (index < data.metrics!.spec.workers) reportEventLoopUtilization(metrics, `worker-${index}`)
+}
 
 export default function process (task: ProcessTask): unknown {
   const result: ProcessResult = processRange(ring, data.rules, data.toleranceSeconds, task)
+  if (metrics !== undefined && task.count > 0) {
+    metrics.inc('hermes_worker_records_total', ['accepted'], result.acceptedSlots.length)
+    metrics.inc('hermes_worker_records_total', ['rejected'], result.rejected.length)
+    metrics.observe('hermes_worker_task_seconds', [], result.elapsedMs / 1000)
+  }
   // Transfer the row and slot bytes back instead of cloning them.
   return move({
     [transferableSymbol]: [result.rows.buffer, result.acceptedSlots.buffer],

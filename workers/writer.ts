@@ -7,11 +7,16 @@ import { parentPort, workerData } from 'node:worker_threads'
 import type { ToWriter, WriterData } from '../src/messages.js'
 import { createLogger } from '../src/log.js'
 import { WriterLoop } from '../src/store/writer-loop.js'
+import { openMetrics } from '../src/metrics/thread-metrics.js'
+import { reportEventLoopUtilization } from '../src/metrics/event-loop.js'
 
 const data = workerData as WriterData
 const port = parentPort!
 const log = createLogger(data.logLevel).child({ thread: 'writer' })
+const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
+if (metrics !== undefined) reportEventLoopUtilization(metrics, 'writer')
 const loop = new WriterLoop({
+  ...(metrics === undefined ? {} : { metrics }),
   databaseUrl: data.databaseUrl,
   status: data.status,
   maxBatchRows: data.maxBatchRows,

@@ -10,6 +10,8 @@ export interface Claimed extends OutboundMessage {
   readonly attempts: number
   /** performance.now() at claim time: a message held too close to its lease's end is released, not sent. */
   readonly claimedAt: number
+  /** When the front end received the webhook (epoch ms), for the end-to-end latency. */
+  readonly receivedAtMs: number
   /** Set when stop() gave up waiting for its send: whatever the send answers later is ignored. */
   abandoned: boolean
 }
@@ -27,6 +29,7 @@ export function claimedFromRow (row: ClaimedRow, channel: { readonly name: strin
     sentAt: row.sent_at === null ? null : row.sent_at.toISOString(),
     lease: row.lease,
     attempts: row.attempts,
+    receivedAtMs: row.received_at.getTime(),
     claimedAt,
     abandoned: false
   }

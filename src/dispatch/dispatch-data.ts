@@ -3,6 +3,7 @@
  * boundary, typed in one place.
  */
 import type { ChannelConfig, ProviderConfig } from '../config.js'
+import type { MetricsData } from '../metrics/thread-metrics.js'
 
 export interface DispatchData {
   readonly databaseUrl: string
@@ -13,6 +14,8 @@ export interface DispatchData {
   readonly pollMs?: number
   readonly leaseMs?: number
   readonly stopTimeoutMs?: number
+  /** The shared metrics block (absent in tests that run the thread alone). */
+  readonly metrics?: MetricsData
 }
 
 /** main → dispatch: `wake` after a commit that inserted rows; `stop` to drain and exit. */

@@ -33,10 +33,10 @@ WITH due AS MATERIALIZED (
      SET dispatch_status = 'sending', claimed_until = now() + $3::float8 * interval '1 millisecond'
     FROM due WHERE m.id = due.id
   RETURNING m.id, m.channel_id, m.external_id, m.sender_id, m.recipient_id, m.body, m.sent_at,
-            m.dispatch_attempts, m.next_attempt_at, m.claimed_until
+            m.dispatch_attempts, m.next_attempt_at, m.claimed_until, m.received_at
 )
 SELECT c.id::text AS id, c.channel_id, c.external_id, s.address AS sender, r.address AS recipient,
-       c.body, c.sent_at, c.dispatch_attempts AS attempts, c.claimed_until::text AS lease,
+       c.body, c.sent_at, c.received_at, c.dispatch_attempts AS attempts, c.claimed_until::text AS lease,
        coalesce((SELECT array_agg(a.url ORDER BY a.position) FROM attachment a WHERE a.message_id = c.id), '{}') AS attachments
   FROM claimed c
   JOIN party s ON s.id = c.sender_id
@@ -51,6 +51,7 @@ export interface ClaimedRow {
   readonly recipient: string
   readonly body: string
   readonly sent_at: Date | null
+  readonly received_at: Date
   readonly attempts: number
   readonly lease: string
   readonly attachments: string[]

@@ -15,6 +15,7 @@ import { claimedFromRow, type Claimed } from './claimed.js'
 import { DbSession } from './db-session.js'
 import type { DispatchData } from './dispatch-data.js'
 import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
+import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { decide } from './outcome.js'
 import { ProviderLane } from './provider-lane.js'
 import { createProviderClient, type SendResult } from './providers/index.js'
@@ -28,6 +29,7 @@ export interface DispatcherOptions {
   readonly pollMs?: number
   readonly leaseMs?: number
   readonly stopTimeoutMs?: number
+  readonly metrics?: SharedMetrics
 }
 
 export const kDefaultTuning = {
@@ -161,6 +163,12 @@ export class Dispatcher {
     else if (decision.status === 'failed') stats.failed++
     else stats.retried++
     if (!result.ok && result.rateLimited === true) stats.rateLimited++
+    const metrics = this.options.metrics
+    if (metrics !== undefined) {
+      metrics.inc('hermes_dispatch_sends_total', [lane.name, decision.status === 'pending' ? 'retry' : decision.status])
+      if (!result.ok && result.rateLimited === true) metrics.inc('hermes_dispatch_rate_limited_total', [lane.name])
+      if (decision.status === 'sent') metrics.observe('hermes_dispatch_end_to_end_seconds', [], (Date.now() - item.receivedAtMs) / 1000)
+    }
     if (decision.status === 'failed') {
       this.log.warn({ code: 'HERMES_ERR_DISPATCH_FAILED', provider: lane.name, message: item.id, reason: decision.lastError }, 'dispatch: message failed')
     } else if (decision.status === 'pending') {
@@ -266,7 +274,7 @@ export class Dispatcher {
 }
 
 /** What workers/dispatch.ts runs: a dispatcher built from the thread's workerData. */
-export function createDispatcher (data: DispatchData, log: Logger = createLogger(data.logLevel).child({ thread: 'dispatch' })): Dispatcher {
+export function createDispatcher (data: DispatchData, log: Logger = createLogger(data.logLevel).child({ thread: 'dispatch' }), metrics?: SharedMetrics): Dispatcher {
   return new Dispatcher({
     databaseUrl: data.databaseUrl,
     providers: data.providers,
@@ -274,7 +282,8 @@ export function createDispatcher (data: DispatchData, log: Logger = createLogger
     log,
     ...(data.pollMs === undefined ? {} : { pollMs: data.pollMs }),
     ...(data.leaseMs === undefined ? {} : { leaseMs: data.leaseMs }),
-    ...(data.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: data.stopTimeoutMs })
+    ...(data.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: data.stopTimeoutMs }),
+    ...(metrics === undefined ? {} : { metrics })
   })
 }
 

@@ -1,10 +1,13 @@
 import type { HttpResponse } from 'uWebSockets.js'
 import { Rejection } from '../errors.js'
 import { acceptedBody, sendError, sendJson, type ErrorAnswer } from './answers.js'
+import type { HttpMeter } from './http-metrics.js'
 
 interface Pending {
   readonly res: HttpResponse
   readonly requestId: string
+  readonly channel: string
+  readonly receivedAtMs: number
   readonly deadline: number
   aborted: boolean
 }
@@ -19,7 +22,7 @@ export class PendingRequests {
   private nextSlot = 1
   private readonly timer: NodeJS.Timeout
 
-  constructor (private readonly ackTimeoutMs: number) {
+  constructor (private readonly ackTimeoutMs: number, private readonly meter: HttpMeter) {
     // All requests share one timeout, so Map insertion order is deadline
     // order and a sweep stops at the first request still in time.
     this.timer = setInterval(() => this.sweep(Date.now()), Math.min(250, ackTimeoutMs))
@@ -36,8 +39,8 @@ export class PendingRequests {
     return slot
   }
 
-  add (slot: number, res: HttpResponse, requestId: string, now: number): void {
-    this.waiting.set(slot, { res, requestId, deadline: now + this.ackTimeoutMs, aborted: false })
+  add (slot: number, res: HttpResponse, requestId: string, channel: string, receivedAtMs: number): void {
+    this.waiting.set(slot, { res, requestId, channel, receivedAtMs, deadline: receivedAtMs + this.ackTimeoutMs, aborted: false })
   }
 
   /** The client went away: nothing to answer, but the record goes on to be stored. */
@@ -48,19 +51,23 @@ export class PendingRequests {
 
   accept (slot: number): void {
     const entry = this.take(slot)
-    if (entry !== undefined) sendJson(entry.res, 202, entry.requestId, acceptedBody(entry.requestId, true))
+    if (entry === undefined) return
+    this.meter.committed(entry.receivedAtMs)
+    this.meter.answered(entry.channel, 202, undefined, entry.receivedAtMs)
+    if (!entry.aborted) sendJson(entry.res, 202, entry.requestId, acceptedBody(entry.requestId, true))
   }
 
   reject (slot: number, answer: ErrorAnswer): void {
     const entry = this.take(slot)
-    if (entry !== undefined) sendError(entry.res, entry.requestId, answer)
+    if (entry === undefined) return
+    this.meter.answered(entry.channel, answer.status, answer.code, entry.receivedAtMs)
+    if (!entry.aborted) sendError(entry.res, entry.requestId, answer)
   }
 
   private take (slot: number): Pending | undefined {
     const entry = this.waiting.get(slot)
-    if (entry === undefined) return undefined
-    this.waiting.delete(slot)
-    return entry.aborted ? undefined : entry
+    if (entry !== undefined) this.waiting.delete(slot)
+    return entry
   }
 
   sweep (now: number): void {

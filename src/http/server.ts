@@ -3,6 +3,7 @@ import { Rejection } from '../errors.js'
 import { sendError, sendJson, type ErrorAnswer } from './answers.js'
 import { requestIdFrom } from './request-id.js'
 import { loadNativeUws } from './uws.js'
+import type { HttpMeter } from './http-metrics.js'
 
 /** The signature-relevant headers of a webhook, read before the handler returns (uWS frees the request after). */
 export interface WebhookHeaders {
@@ -33,6 +34,9 @@ export interface HttpServerOptions {
   readonly ready: () => boolean
   /** A complete webhook body arrived; the callee answers it (now or later). */
   readonly onWebhook: (arrival: WebhookArrival) => void
+  readonly meter: HttpMeter
+  /** The Prometheus text exposition for GET /metrics. */
+  readonly scrape: () => Promise<{ contentType: string, body: string }>
 }
 
 export interface HttpServer {
@@ -47,27 +51,49 @@ export async function startHttpServer (options: HttpServerOptions): Promise<Http
   const app: TemplatedApp = uws.App()
   const channelIndex = new Map(options.channels.map((name, index) => [name, index]))
 
+  const { meter } = options
+  const refuse = (res: HttpResponse, requestId: string, answer: ErrorAnswer): void => {
+    meter.answered(null, answer.status, answer.code)
+    sendError(res, requestId, answer)
+  }
   app.post('/webhooks/:channel', (res, req) => handleWebhook(res, req, options, channelIndex))
   app.any('/webhooks/:channel', (res, req) => {
-    const requestId = requestIdFrom(req.getHeader('x-request-id'))
-    res.onAborted(() => {})
-    sendError(res, requestId, { ...Rejection.methodNotAllowed, message: `${req.getMethod().toUpperCase()} is not allowed here; use POST` }, false)
+    refuse(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.methodNotAllowed, message: `${req.getMethod().toUpperCase()} is not allowed here; use POST` })
   })
   app.get('/healthz', (res, req) => {
+    meter.answered(null, 200)
     sendJson(res, 200, requestIdFrom(req.getHeader('x-request-id')), '{"status":"alive"}')
   })
   app.get('/readyz', (res, req) => {
     const requestId = requestIdFrom(req.getHeader('x-request-id'))
-    if (options.ready()) sendJson(res, 200, requestId, '{"status":"ready"}')
-    else sendError(res, requestId, { status: 503, code: 'HERMES_ERR_NOT_READY', message: 'not ready: database, workers or writer down, or draining', retryAfterSeconds: 1 })
+    if (options.ready()) {
+      meter.answered(null, 200)
+      sendJson(res, 200, requestId, '{"status":"ready"}')
+    } else {
+      refuse(res, requestId, { status: 503, code: 'HERMES_ERR_NOT_READY', message: 'not ready: database, workers or writer down, or draining', retryAfterSeconds: 1 })
+    }
   })
-  for (const path of ['/healthz', '/readyz']) {
+  app.get('/metrics', (res, req) => {
+    const requestId = requestIdFrom(req.getHeader('x-request-id'))
+    let aborted = false
+    res.onAborted(() => { aborted = true })
+    meter.answered(null, 200)
+    options.scrape().then(({ contentType, body }) => {
+      if (aborted) return
+      res.cork(() => {
+        res.writeStatus('200 OK').writeHeader('content-type', contentType).writeHeader('x-request-id', requestId).end(body)
+      })
+    }, (error: unknown) => {
+      if (!aborted) sendError(res, requestId, { ...Rejection.internal, message: `metrics unavailable: ${error instanceof Error ? error.message : String(error)}` })
+    })
+  })
+  for (const path of ['/healthz', '/readyz', '/metrics']) {
     app.any(path, (res, req) => {
-      sendError(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.methodNotAllowed, message: `${req.getMethod().toUpperCase()} is not allowed here; use GET` })
+      refuse(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.methodNotAllowed, message: `${req.getMethod().toUpperCase()} is not allowed here; use GET` })
     })
   }
   app.any('/*', (res, req) => {
-    sendError(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.notFound, message: `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}` })
+    refuse(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.notFound, message: `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}` })
   })
 
   const socket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -91,12 +117,15 @@ function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServer
   const requestId = requestIdFrom(req.getHeader('x-request-id'))
   const channel = req.getParameter(0) ?? ''
   const index = channelIndex.get(channel)
+  const { meter } = options
   if (index === undefined) {
+    meter.answered(null, 404, Rejection.unknownChannel.code)
     sendError(res, requestId, { ...Rejection.unknownChannel, message: `unknown channel "${channel.slice(0, 64)}"; configured: ${[...channelIndex.keys()].join(', ')}` })
     return
   }
   const refusal = options.refusal()
   if (refusal !== null) {
+    meter.answered(channel, refusal.status, refusal.code, receivedAtMs)
     sendError(res, requestId, refusal, true)
     return
   }
@@ -104,6 +133,7 @@ function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServer
   const declared = req.getHeader('content-length')
   if (declared !== '' && Number(declared) > maxBodyBytes) {
     // Refuse before reading a byte; closing the connection discards the body.
+    meter.answered(channel, 413, Rejection.bodyTooLarge.code, receivedAtMs)
     sendError(res, requestId, tooLarge(maxBodyBytes), true)
     return
   }
@@ -128,6 +158,7 @@ function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServer
     if (received > maxBodyBytes) {
       // A lying or absent content-length: the limit holds while streaming.
       finished = true
+      meter.answered(channel, 413, Rejection.bodyTooLarge.code, receivedAtMs)
       sendError(res, requestId, tooLarge(maxBodyBytes), true)
       return
     }

@@ -1,6 +1,7 @@
 import { Rejection } from '../errors.js'
 import { acceptedBody, sendError, sendJson } from '../http/answers.js'
 import type { PendingRequests } from '../http/pending-requests.js'
+import type { HttpMeter } from '../http/http-metrics.js'
 import type { WebhookArrival } from '../http/server.js'
 import type { Feeder } from './feeder.js'
 import type { IngressRing } from './ring-buffer.js'
@@ -15,7 +16,9 @@ export class Intake {
     private readonly ring: IngressRing,
     private readonly feeder: Feeder,
     private readonly pending: PendingRequests,
-    private readonly durable: boolean
+    private readonly durable: boolean,
+    private readonly meter: HttpMeter,
+    private readonly channels: readonly string[]
   ) {}
 
   accept (arrival: WebhookArrival): void {
@@ -27,7 +30,10 @@ export class Intake {
       body: arrival.body,
       ...arrival.headers
     })
+    const channel = this.channels[arrival.channelIndex]!
+    this.meter.bodyBytes(arrival.body.byteLength)
     if (offset < 0) {
+      this.meter.answered(channel, 503, Rejection.bufferFull.code, arrival.receivedAtMs)
       sendError(arrival.res, arrival.requestId, {
         ...Rejection.bufferFull,
         message: 'the ingress buffer is full; retry after the indicated delay',
@@ -37,9 +43,10 @@ export class Intake {
     }
     this.feeder.written()
     if (this.durable) {
-      this.pending.add(slot, arrival.res, arrival.requestId, arrival.receivedAtMs)
+      this.pending.add(slot, arrival.res, arrival.requestId, channel, arrival.receivedAtMs)
       arrival.onAbort = () => this.pending.abort(slot)
     } else {
+      this.meter.answered(channel, 202, undefined, arrival.receivedAtMs)
       sendJson(arrival.res, 202, arrival.requestId, acceptedBody(arrival.requestId, false))
     }
   }

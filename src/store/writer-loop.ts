@@ -7,6 +7,7 @@ import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
 import { copyIntoStaging, createStagingTable, insertStaging, resolveStaging } from './merge-sql.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
+import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { isTransientDatabaseError } from './database-errors.js'
 import { concatSlots, rowCount, splitRows, type RowBatch } from './row-batch.js'
 
@@ -17,6 +18,7 @@ export interface WriterOptions {
   readonly maxBatchDelayMs: number
   readonly post: (message: FromWriter) => void
   readonly log: Logger
+  readonly metrics?: SharedMetrics
 }
 
 const kMinBackoffMs = 50
@@ -120,10 +122,21 @@ export class WriterLoop {
       const inserted = await this.commit(group)
       this.queue.splice(0, group.length)
       const elapsedMs = performance.now() - started
-      this.options.log.debug({ rows: rowCount(group), inserted, elapsedMs }, 'batch committed')
+      const rows = rowCount(group)
+      this.options.log.debug({ rows, inserted, elapsedMs }, 'batch committed')
+      const m = this.options.metrics
+      if (m !== undefined) {
+        m.inc('hermes_writer_batches_total')
+        m.observe('hermes_writer_batch_rows', [], rows)
+        m.observe('hermes_writer_transaction_seconds', [], elapsedMs / 1000)
+        m.inc('hermes_messages_stored_total', [], inserted)
+        m.inc('hermes_messages_duplicate_total', [], rows - inserted)
+      }
       this.options.post({ type: 'committed', slots: concatSlots(group), inserted, elapsedMs })
     } catch (error) {
-      if (isTransientDatabaseError(error)) throw error
+      const transient = isTransientDatabaseError(error)
+      this.options.metrics?.inc('hermes_writer_failures_total', [transient ? 'transient' : 'refused'])
+      if (transient) throw error
       await this.isolate(group, error)
     }
   }
@@ -148,6 +161,8 @@ export class WriterLoop {
     const client = this.client!
     const annotated = group.map((b) => this.cache.annotate(b.rows))
     const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
+    this.options.metrics?.inc('hermes_writer_id_cache_total', ['miss'], uncached)
+    this.options.metrics?.inc('hermes_writer_id_cache_total', ['hit'], rowCount(group) - uncached)
     await client.query('BEGIN')
     try {
       await pipeline(Readable.from(annotated.map((a) => a.rows)), client.query(copyFrom(copyIntoStaging)))

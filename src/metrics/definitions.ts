@@ -1,0 +1,50 @@
+import { Rejection } from '../errors.js'
+import type { MetricDefinition } from './shared-metrics.js'
+import { MetricsLayout } from './shared-metrics.js'
+
+/** What the layout depends on; every thread gets the same spec, so offsets agree. */
+export interface MetricsSpec {
+  readonly channels: readonly string[]
+  readonly providers: readonly string[]
+  readonly workers: number
+}
+
+export const httpStatuses = ['200', '202', '400', '401', '404', '405', '413', '422', '500', '503'] as const
+export const unavailableCauses = ['buffer_full', 'database_down', 'draining', 'ack_timeout'] as const
+/** Error codes of answers that refuse a webhook for what it is (4xx) or fail it (500). */
+export const rejectionCodes: readonly string[] = [...new Set(Object.values(Rejection).filter((r) => r.status <= 500).map((r) => r.code)), 'HERMES_ERR_STORE_REFUSED']
+const seconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export function threadNames (workers: number): string[] {
+  return ['main', 'writer', 'dispatch', ...Array.from({ length: workers }, (_, i) => `worker-${i}`)]
+}
+
+export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
+  const channel = ['channel', [...spec.channels, 'none']] as const
+  return [
+    { name: 'hermes_http_requests_total', help: 'HTTP answers by channel (none: not a webhook route) and status', type: 'counter', labels: [channel, ['status', [...httpStatuses, 'other']]] },
+    { name: 'hermes_http_request_body_bytes', help: 'Size of webhook request bodies', type: 'histogram', buckets: [256, 1024, 4096, 16384, 65536, 262144, 1048576] },
+    { name: 'hermes_http_answer_seconds', help: 'Time from reading a webhook to answering it', type: 'histogram', buckets: seconds, scale: 1e6 },
+    { name: 'hermes_ingest_accepted_total', help: 'Webhooks answered 202, by channel', type: 'counter', labels: [['channel', spec.channels]] },
+    { name: 'hermes_ingest_rejected_total', help: 'Webhooks refused for what they are (4xx, 500), by error code', type: 'counter', labels: [['code', rejectionCodes]] },
+    { name: 'hermes_ingest_unavailable_total', help: 'Webhooks answered 503, by cause', type: 'counter', labels: [['cause', unavailableCauses]] },
+    { name: 'hermes_commit_latency_seconds', help: 'Durable mode: time from receipt to the commit of the message', type: 'histogram', buckets: seconds, scale: 1e6 },
+    { name: 'hermes_worker_records_total', help: 'Ring records processed by the workers, by outcome', type: 'counter', labels: [['outcome', ['accepted', 'rejected']]] },
+    { name: 'hermes_worker_task_seconds', help: 'Time a worker spends on one range of records (verify, parse, validate, encode)', type: 'histogram', buckets: seconds, scale: 1e6 },
+    { name: 'hermes_writer_batches_total', help: 'Transactions committed by the writer', type: 'counter' },
+    { name: 'hermes_writer_batch_rows', help: 'Rows per committed transaction', type: 'histogram', buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000] },
+    { name: 'hermes_writer_transaction_seconds', help: 'COPY + merge + commit time per transaction', type: 'histogram', buckets: seconds, scale: 1e6 },
+    { name: 'hermes_writer_failures_total', help: 'Failed transactions: transient (retried) or refused rows (isolated)', type: 'counter', labels: [['kind', ['transient', 'refused']]] },
+    { name: 'hermes_writer_id_cache_total', help: 'Rows whose party and conversation ids were cached (hit) or resolved in SQL (miss)', type: 'counter', labels: [['result', ['hit', 'miss']]] },
+    { name: 'hermes_messages_stored_total', help: 'New messages committed', type: 'counter' },
+    { name: 'hermes_messages_duplicate_total', help: 'Committed rows whose (channel, id) was already stored', type: 'counter' },
+    { name: 'hermes_dispatch_sends_total', help: 'Provider sends by outcome: sent, retry (will be tried again), failed (dead letter)', type: 'counter', labels: [['provider', spec.providers], ['outcome', ['sent', 'retry', 'failed']]] },
+    { name: 'hermes_dispatch_rate_limited_total', help: 'Provider answers 429', type: 'counter', labels: [['provider', spec.providers]] },
+    { name: 'hermes_dispatch_end_to_end_seconds', help: 'Time from receipt of the webhook to the provider accepting the message', type: 'histogram', buckets: [...seconds, 30, 60, 300], scale: 1e6 },
+    { name: 'hermes_event_loop_utilization', help: 'Share of the last second each thread spent running (not idle)', type: 'gauge', labels: [['thread', threadNames(spec.workers)]], scale: 1e6 }
+  ]
+}
+
+export function metricsLayout (spec: MetricsSpec): MetricsLayout {
+  return new MetricsLayout(metricDefinitions(spec))
+}
