@@ -61,6 +61,13 @@ export class MetricsLayout {
   }
 }
 
+/** Where one metric-and-labels lives in the block. */
+export interface Slot {
+  readonly at: number
+  readonly scale: number
+  readonly buckets: readonly number[]
+}
+
 /** One thread's handle on the shared block. */
 export class SharedMetrics {
   readonly values: BigInt64Array
@@ -71,38 +78,47 @@ export class SharedMetrics {
 
   get buffer (): SharedArrayBuffer { return this.values.buffer as SharedArrayBuffer }
 
-  private slot (name: string, labels: readonly string[]): { p: Placed, at: number } {
+  /** Resolves a metric and label set to its slot once; hot paths keep the result. */
+  slot (name: string, labels: readonly string[] = []): Slot {
     const p = this.layout.placed.get(name)
     if (p === undefined) throw new RangeError(`unknown metric ${name}`)
     const i = labels.length === 0 ? 0 : p.index.get(labels.join('\u0000'))
     if (i === undefined) throw new RangeError(`metric ${name} has no label set ${labels.join(',')}`)
-    return { p, at: p.offset + i * p.width }
+    return { at: p.offset + i * p.width, scale: p.definition.scale ?? 1, buckets: p.definition.buckets ?? [] }
   }
 
   inc (name: string, labels: readonly string[] = [], by = 1): void {
-    const { p, at } = this.slot(name, labels)
-    Atomics.add(this.values, at, BigInt(Math.round(by * (p.definition.scale ?? 1))))
+    this.add(this.slot(name, labels), by)
   }
 
   set (name: string, labels: readonly string[], value: number): void {
-    const { p, at } = this.slot(name, labels)
-    Atomics.store(this.values, at, BigInt(Math.round(value * (p.definition.scale ?? 1))))
+    const s = this.slot(name, labels)
+    Atomics.store(this.values, s.at, BigInt(Math.round(value * s.scale)))
   }
 
   observe (name: string, labels: readonly string[], value: number): void {
-    const { p, at } = this.slot(name, labels)
-    const buckets = p.definition.buckets!
+    this.record(this.slot(name, labels), value)
+  }
+
+  /** Adds to a counter slot; `by` 1 (the common case) allocates no BigInt. */
+  add (slot: Slot, by = 1): void {
+    Atomics.add(this.values, slot.at, by === 1 && slot.scale === 1 ? 1n : BigInt(Math.round(by * slot.scale)))
+  }
+
+  /** Records one histogram observation. */
+  record (slot: Slot, value: number): void {
+    const { buckets, at } = slot
     let b = 0
     while (b < buckets.length && value > buckets[b]!) b++
     // Store the bucket the value falls in; cumulative counts are built at scrape.
     if (b < buckets.length) Atomics.add(this.values, at + b, 1n)
     Atomics.add(this.values, at + buckets.length, 1n)
-    Atomics.add(this.values, at + buckets.length + 1, BigInt(Math.round(value * (p.definition.scale ?? 1))))
+    Atomics.add(this.values, at + buckets.length + 1, BigInt(Math.round(value * slot.scale)))
   }
 
   /** A value as it will be exported (unscaled). */
   read (name: string, labels: readonly string[] = []): number {
-    const { p, at } = this.slot(name, labels)
-    return Number(Atomics.load(this.values, at)) / (p.definition.scale ?? 1)
+    const s = this.slot(name, labels)
+    return Number(Atomics.load(this.values, s.at)) / s.scale
   }
 }
