@@ -43,6 +43,7 @@ export function topLevelDefaults (cwd: string) {
     // previous commit returns; the timer only bounds the wait of a lone message.
     writer: { maxBatchRows: 5000, maxBatchDelayMs: 2, maxQueuedRows: 50_000 },
     signature: { toleranceSeconds: 300 },
+    dispatch: { leaseMs: 60_000, pollMs: 500 },
     database: { url: null, embeddedDir: join(cwd, '.hermes', 'postgres'), embeddedPort: 54_320 },
     logLevel: 'info',
     shutdownTimeoutMs: 15_000

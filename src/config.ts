@@ -35,6 +35,8 @@ export interface HermesConfig {
   readonly taskRecords: number // max ring records per worker task
   readonly writer: { readonly maxBatchRows: number; readonly maxBatchDelayMs: number; readonly maxQueuedRows: number }
   readonly signature: { readonly toleranceSeconds: number }
+  /** Dispatch claims: how long a claim lasts before another instance may take the message, and the poll period. */
+  readonly dispatch: { readonly leaseMs: number; readonly pollMs: number }
   readonly database: { readonly url: string | null; readonly embeddedDir: string; readonly embeddedPort: number }
   readonly channels: Readonly<Record<string, ChannelConfig>>
   readonly providers: Readonly<Record<string, ProviderConfig>>
@@ -47,7 +49,7 @@ type Dict = Record<string, unknown>
 interface IntRange { readonly min: number; readonly max?: number }
 
 const topLevelKeys = ['port', 'host', 'ack', 'ackTimeoutMs', 'maxBodyBytes', 'buffer', 'workers', 'taskRecords',
-  'writer', 'signature', 'database', 'channels', 'providers', 'logLevel', 'shutdownTimeoutMs']
+  'writer', 'signature', 'dispatch', 'database', 'channels', 'providers', 'logLevel', 'shutdownTimeoutMs']
 const channelKeys = ['type', 'provider', 'secrets']
 const providerKeys = ['kind', 'baseUrl', 'accountSid', 'authToken', 'apiKey', 'from', 'rateLimit', 'concurrency', 'retry', 'timeoutMs']
 const credentialsRequired: Record<ProviderKind, ReadonlyArray<'baseUrl' | 'accountSid' | 'authToken' | 'apiKey'>> = {
@@ -161,6 +163,12 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
   const sig = c.object(file.signature, 'signature', ['toleranceSeconds']) ?? {}
   const signature = { toleranceSeconds: c.int(sig.toleranceSeconds, 'signature.toleranceSeconds', positive, d.signature.toleranceSeconds) }
 
+  const disp = c.object(file.dispatch, 'dispatch', ['leaseMs', 'pollMs']) ?? {}
+  const dispatch = {
+    leaseMs: c.int(disp.leaseMs, 'dispatch.leaseMs', { min: 100, max: kMaxTimerMs }, d.dispatch.leaseMs),
+    pollMs: c.int(disp.pollMs, 'dispatch.pollMs', { min: 10, max: kMaxTimerMs }, d.dispatch.pollMs)
+  }
+
   const db = c.object(file.database, 'database', ['url', 'embeddedDir', 'embeddedPort']) ?? {}
   let databaseUrl = c.postgresUrl(db.url, 'database.url')
   const embeddedDir = resolvePath(cwd, c.string(db.embeddedDir, 'database.embeddedDir', d.database.embeddedDir))
@@ -201,6 +209,7 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
     taskRecords,
     writer,
     signature,
+    dispatch,
     database: { url: databaseUrl, embeddedDir, embeddedPort },
     channels: channels ?? {},
     providers: providers?.configs ?? {},

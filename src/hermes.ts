@@ -230,6 +230,8 @@ function dispatchData (config: HermesConfig, databaseUrl: string): DispatchData 
     databaseUrl,
     providers: Object.values(config.providers),
     channels: Object.values(config.channels),
-    logLevel: config.logLevel
+    logLevel: config.logLevel,
+    leaseMs: config.dispatch.leaseMs,
+    pollMs: config.dispatch.pollMs
   }
 }

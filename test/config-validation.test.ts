@@ -39,7 +39,7 @@ function check (t: Test, cases: Case[]): void {
   for (const [what, raw, env, expected] of cases) t.strictSame(problemsOf(raw, env), expected, what)
 }
 
-const topLevelKeys = 'port, host, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, writer, signature, database, channels, providers, logLevel, shutdownTimeoutMs'
+const topLevelKeys = 'port, host, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, writer, signature, dispatch, database, channels, providers, logLevel, shutdownTimeoutMs'
 const timerRange = 'an integer from 1 to 2147483647'
 
 t.test('the valid baseline has no problems', async (t) => {
@@ -259,4 +259,11 @@ t.test('every problem is collected into one ConfigError', async (t) => {
   t.match(err, { name: 'ConfigError', code: 'HERMES_ERR_CONFIG', problems: expected })
   t.equal((err as ConfigError).message, `invalid configuration:\n  - ${expected.join('\n  - ')}`)
   t.strictSame((err as ConfigError).problems, expected)
+})
+
+t.test('dispatch lease and poll are validated', async (t) => {
+  t.throws(() => resolveConfig({ dispatch: { leaseMs: 5 } }, {}), { message: /dispatch\.leaseMs must be an integer from 100 to 2147483647/ })
+  t.throws(() => resolveConfig({ dispatch: { pollMs: 'often' } }, {}), { message: /dispatch\.pollMs must be an integer from 10 to 2147483647/ })
+  const ok = resolveConfig({ dispatch: { leaseMs: 1000, pollMs: 50 }, channels: { sms: { provider: 'mock', secrets: ['s'] } }, providers: { mock: { kind: 'mock' } } }, {})
+  t.same(ok.dispatch, { leaseMs: 1000, pollMs: 50 })
 })

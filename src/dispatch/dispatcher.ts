@@ -181,10 +181,10 @@ export class Dispatcher {
   private stored (entries: readonly Entry[]): void {
     for (const { item, decision, provider } of entries) {
       if (this.held.get(item.id) === item) this.held.delete(item.id)
-      if (decision?.status === 'pending') {
-        const lane = this.lanes.find((l) => l.name === provider)
-        if (lane !== undefined) this.scheduleDue(lane, decision.delayMs)
-      }
+      const lane = this.lanes.find((l) => l.name === provider)
+      if (lane === undefined) continue
+      if (decision !== null) lane.settled(item)
+      if (decision?.status === 'pending') this.scheduleDue(lane, decision.delayMs)
     }
   }
 

@@ -35,6 +35,12 @@ export class ProviderLane {
   private queue: Claimed[] = []
   private head = 0
   private readonly inFlight = new Set<Claimed>()
+  /**
+   * Sends that finished but whose outcome is not stored yet. They keep their
+   * concurrency slot until it is: a crash can then re-send at most
+   * `concurrency` messages (at-least-once, bounded by the in-flight cap).
+   */
+  private readonly unsettled = new Set<Claimed>()
   private timer: NodeJS.Timeout | null = null
   private timerAt = Infinity
   private latencyMs = Number.NaN // moving average of send latency (NaN until the first answer); sizes claims for slow providers
@@ -80,7 +86,7 @@ export class ProviderLane {
     const byRate = this.bucket.capacityWithin(kClaimHorizonMs)
     // Until a first answer shows how fast the provider is, only fill the free slots.
     const byLatency = Number.isNaN(this.latencyMs) ? 0 : Math.ceil(concurrency * kClaimHorizonMs / Math.max(1, this.latencyMs))
-    const target = Math.min(kMaxQueued, byRate, Math.max(concurrency - this.inFlight.size, byLatency))
+    const target = Math.min(kMaxQueued, byRate, Math.max(concurrency - this.inFlight.size - this.unsettled.size, byLatency))
     return Math.min(kMaxClaimRows, target - this.queued)
   }
 
@@ -100,7 +106,7 @@ export class ProviderLane {
   pump (): void {
     if (this.stopped) return
     const { concurrency } = this.config
-    while (this.inFlight.size < concurrency && this.head < this.queue.length) {
+    while (this.inFlight.size + this.unsettled.size < concurrency && this.head < this.queue.length) {
       const item = this.queue[this.head]!
       if (performance.now() - item.claimedAt > this.staleAfterMs) {
         this.shift()
@@ -113,6 +119,11 @@ export class ProviderLane {
       this.send(item)
     }
     if (this.hungry()) this.hooks.onHungry(this)
+  }
+
+  /** The outcome of a finished send is stored: its concurrency slot is free again. */
+  settled (item: Claimed): void {
+    if (this.unsettled.delete(item)) this.pump()
   }
 
   /** Stops sending; returns the queued (unsent) messages. */
@@ -141,6 +152,7 @@ export class ProviderLane {
     this.client.send(item).catch(failureFromError).then((result) => {
       if (item.abandoned) return
       this.inFlight.delete(item)
+      this.unsettled.add(item)
       const latency = performance.now() - started
       this.latencyMs = Number.isNaN(this.latencyMs) ? latency : this.latencyMs + (latency - this.latencyMs) / 8
       if (!result.ok && result.rateLimited === true) this.slowDown(result.retryAfterMs ?? this.config.retry.baseDelayMs)
