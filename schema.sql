@@ -100,6 +100,11 @@ CREATE INDEX IF NOT EXISTS message_conversation_idx ON message (conversation_id)
 CREATE INDEX IF NOT EXISTS message_dispatch_due_idx ON message (next_attempt_at)
   WHERE dispatch_status IN ('pending', 'sending');
 
+-- Dead letters are rare; this keeps counting them (the dispatch gauges) and
+-- finding them (redispatch) cheap.
+CREATE INDEX IF NOT EXISTS message_dispatch_failed_idx ON message (channel_id)
+  WHERE dispatch_status = 'failed';
+
 CREATE TABLE IF NOT EXISTS attachment (
   id          bigint GENERATED ALWAYS AS IDENTITY,
   message_id  bigint NOT NULL,

@@ -184,7 +184,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
         unanswered: pending.size,
         received: ring.written,
         accepted: channels.reduce((n, c) => n + metrics.read('hermes_ingest_accepted_total', [c]), 0),
-        stored: metrics.read('hermes_messages_stored_total'),
+        stored: channels.reduce((n, c) => n + metrics.read('hermes_messages_stored_total', [c]), 0),
         duplicates: metrics.read('hermes_messages_duplicate_total')
       }, 'hermes stopping')
       await unwind()

@@ -3,15 +3,7 @@ import t from 'tap'
 import pg from 'pg'
 import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
 import { testDatabase } from './helpers/database.js'
-
-async function until (what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + deadlineMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
+import { until } from './helpers/wait.js'
 
 const db = await testDatabase(t)
 const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DATABASE_URL is set)'
@@ -24,7 +16,7 @@ const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DA
     acknowledged.push(before['id'] as string)
 
     await db.stop()
-    await until('/readyz to report 503', 10_000, async () => (await send('GET', `${h.base}/readyz`)).status === 503)
+    await until('/readyz to report 503', 10_000, async () => (await send('GET', `${h.base}/readyz`)).status === 503 ? true : undefined)
     const during = await h.postSigned('sms', smsPayload())
     t.equal(during.status, 503, 'a webhook is refused while the database is down')
     t.equal(during.json.error.code, 'HERMES_ERR_DATABASE_UNAVAILABLE')
@@ -32,7 +24,7 @@ const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DA
     t.equal((await send('GET', `${h.base}/healthz`)).status, 200, 'yet the process is alive')
 
     await db.start()
-    await until('/readyz to report 200 again', 20_000, async () => (await send('GET', `${h.base}/readyz`)).status === 200)
+    await until('/readyz to report 200 again', 20_000, async () => (await send('GET', `${h.base}/readyz`)).status === 200 ? true : undefined)
     const after = smsPayload()
     t.equal((await h.postSigned('sms', after)).status, 202, 'webhooks are stored again')
     acknowledged.push(after['id'] as string)
@@ -50,7 +42,7 @@ const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DA
     await locker.query('LOCK TABLE message IN ACCESS EXCLUSIVE MODE')
     const payloads = Array.from({ length: 40 }, () => smsPayload())
     const answers = Promise.all(payloads.map(async (p) => await h.postSigned('sms', p)))
-    await until('all 40 in the ring', 10_000, async () => h.hermes.ring.written >= 40)
+    await until('all 40 in the ring', 10_000, async () => h.hermes.ring.written >= 40 ? true : undefined)
     await db.stop()
     await locker.end().catch(() => {})
     await db.start()

@@ -40,7 +40,8 @@ t.test('counters equal the load: accepted, rejected by reason, duplicates, store
   t.equal(m.get('hermes_ingest_rejected_total{code="HERMES_ERR_MALFORMED_JSON"}'), 2)
   t.equal(m.get('hermes_ingest_rejected_total{code="HERMES_ERR_INVALID_FIELDS"}'), 4)
   t.equal(m.get('hermes_ingest_rejected_total{code="HERMES_ERR_UNKNOWN_CHANNEL"}'), 1)
-  t.equal(m.get('hermes_messages_stored_total'), 10)
+  t.equal(m.get('hermes_messages_stored_total{channel="sms"}'), 10)
+  t.equal(m.get('hermes_attachments_stored_total'), 0)
   t.equal(m.get('hermes_messages_duplicate_total'), 5)
   t.equal(m.get('hermes_worker_records_total{outcome="accepted"}'), 15, 'counted in the worker threads')
   t.equal(m.get('hermes_worker_records_total{outcome="rejected"}'), 9)
@@ -60,6 +61,17 @@ t.test('counters equal the load: accepted, rejected by reason, duplicates, store
   t.equal(sent, 10, 'the dispatch thread counts its sends')
   const after = await scrape(h.base)
   t.equal(after.get('hermes_dispatch_end_to_end_seconds_count'), 10)
+  t.ok(after.has('hermes_dispatch_in_flight{provider="mock"}'))
+  // the backlog gauge is refreshed from the database every 2 s
+  const backlogDeadline = Date.now() + 10_000
+  let backlog = -1
+  while (Date.now() < backlogDeadline) {
+    backlog = (await scrape(h.base)).get('hermes_dispatch_backlog{provider="mock"}') ?? -1
+    if (backlog === 0) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal(backlog, 0, 'nothing left to send')
+  t.equal((await scrape(h.base)).get('hermes_dispatch_dead_letters{provider="mock"}'), 0)
 })
 
 t.test('every thread reports its event-loop utilisation, and process defaults are there', async (t) => {

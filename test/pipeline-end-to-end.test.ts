@@ -3,18 +3,9 @@ import t from 'tap'
 import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
 import { startFakeProvider } from './helpers/fake-provider.js'
 import { spawnHermes } from './helpers/process.js'
+import { until } from './helpers/wait.js'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-
-async function until<T> (what: string, deadlineMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + deadlineMs
-  while (Date.now() < deadline) {
-    const value = await check()
-    if (value !== undefined) return value
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 const fake = await startFakeProvider(t)
 const h = await startTestHermes(t, {

@@ -6,6 +6,7 @@
  */
 import pg from 'pg'
 import type { Logger } from '../log.js'
+import { isTransientDatabaseError } from '../database-errors.js'
 
 const kConnectTimeoutMs = 5000
 const kQueryTimeoutMs = 15_000
@@ -24,7 +25,7 @@ export class DbSession {
       this.markUp()
       return result
     } catch (error) {
-      if (isConnectionError(error)) this.drop(client, error)
+      if (isTransientDatabaseError(error)) this.drop(client, error)
       throw error
     }
   }
@@ -81,15 +82,4 @@ export class DbSession {
     this.up = false
     this.log.error({ code: 'HERMES_ERR_DATABASE', err: error instanceof Error ? error.message : String(error) }, 'dispatch: database unreachable; retrying')
   }
-}
-
-/**
- * Whether the connection itself failed (socket errors have no SQLSTATE;
- * classes 08, 53, 57 and 58 are connection, resources, operator
- * intervention, system), as opposed to PostgreSQL refusing one statement.
- */
-export function isConnectionError (error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code
-  if (typeof code !== 'string' || code.length !== 5) return true
-  return ['08', '53', '57', '58'].includes(code.slice(0, 2))
 }

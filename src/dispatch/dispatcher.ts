@@ -16,6 +16,7 @@ import { DbSession } from './db-session.js'
 import type { DispatchData } from './dispatch-data.js'
 import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
+import { reportDispatchGauges } from './dispatch-gauges.js'
 import { decide } from './outcome.js'
 import { ProviderLane } from './provider-lane.js'
 import { createProviderClient, type SendResult } from './providers/index.js'
@@ -57,6 +58,7 @@ export class Dispatcher {
   private claimAgain = false
   private claimRetryMs = kMinClaimRetryMs
   private pollTimer: NodeJS.Timeout | null = null
+  private stopGauges: () => void = () => {}
   private readonly dueTimers = new Map<ProviderLane, { timer: NodeJS.Timeout; at: number }>()
   private started: Promise<void> | null = null
   private stopping: Promise<void> | null = null
@@ -120,6 +122,7 @@ export class Dispatcher {
       const leaseMs = Math.max(this.tuning.leaseMs, 3 * provider.timeoutMs)
       const lane = new ProviderLane(provider, channelIds, leaseMs, createProviderClient(provider), {
         onResult: (l, item, result) => this.onResult(l, item, result),
+        onRateLimitWait: (l, ms) => this.options.metrics?.inc('hermes_dispatch_rate_limit_wait_seconds_total', [l.name], ms / 1000),
         onRelease: (l, item) => this.writer.add({ item, decision: null, provider: l.name }),
         onHungry: () => this.requestClaims()
       })
@@ -131,12 +134,14 @@ export class Dispatcher {
     }
     this.log.info({ providers: this.lanes.map((l) => ({ name: l.name, kind: l.config.kind, channels: l.channelIds.length, leaseMs: l.leaseMs })) }, 'dispatch started')
     this.schedulePoll()
+    if (this.options.metrics !== undefined) this.stopGauges = reportDispatchGauges(this.options.metrics, this.session, this.lanes, this.log)
     this.wake()
   }
 
   private async close (): Promise<void> {
     await this.started?.catch(() => {})
     if (this.pollTimer !== null) clearTimeout(this.pollTimer)
+    this.stopGauges()
     for (const { timer } of this.dueTimers.values()) clearTimeout(timer)
     this.dueTimers.clear()
     await this.claiming

@@ -18,6 +18,8 @@ export interface LaneHooks {
   readonly onRelease: (lane: ProviderLane, item: Claimed) => void
   /** The queue runs low and the database may have more. */
   readonly onHungry: (lane: ProviderLane) => void
+  /** Sends waited this long for a token of the bucket (reported when the wait ends). */
+  readonly onRateLimitWait?: (lane: ProviderLane, ms: number) => void
 }
 
 /** How far ahead a lane claims: what it can start within this many ms. */
@@ -45,6 +47,7 @@ export class ProviderLane {
   private timerAt = Infinity
   private latencyMs = Number.NaN // moving average of send latency (NaN until the first answer); sizes claims for slow providers
   private stopped = false
+  private blockedSince: number | null = null // when the bucket last made a ready send wait
   /** A message held this long is given back instead of sent: its send could outlast the lease (leaseMs >= 3 × timeoutMs). */
   private readonly staleAfterMs: number
 
@@ -114,7 +117,15 @@ export class ProviderLane {
         continue
       }
       const wait = this.bucket.take()
-      if (wait > 0) { this.arm(wait); break }
+      if (wait > 0) {
+        this.blockedSince ??= performance.now()
+        this.arm(wait)
+        break
+      }
+      if (this.blockedSince !== null) {
+        this.hooks.onRateLimitWait?.(this, performance.now() - this.blockedSince)
+        this.blockedSince = null
+      }
       this.shift()
       this.send(item)
     }

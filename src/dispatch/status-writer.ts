@@ -8,7 +8,8 @@
  */
 import type { Logger } from '../log.js'
 import type { Claimed } from './claimed.js'
-import { isConnectionError, type DbSession } from './db-session.js'
+import type { DbSession } from './db-session.js'
+import { isTransientDatabaseError } from '../database-errors.js'
 import { outcomeParams, outcomeSql, releaseSql, type Outcome } from './dispatch-sql.js'
 import type { Decision } from './outcome.js'
 
@@ -76,7 +77,7 @@ export class StatusWriter {
         try {
           await this.write(batch)
         } catch (error) {
-          if (isConnectionError(error)) {
+          if (isTransientDatabaseError(error)) {
             this.retryMs = Math.min(this.retryMs * 2, kMaxRetryMs)
             if (gather) this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick() }, this.retryMs)
             return

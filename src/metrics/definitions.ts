@@ -36,10 +36,16 @@ export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
     { name: 'hermes_writer_transaction_seconds', help: 'COPY + merge + commit time per transaction', type: 'histogram', buckets: seconds, scale: 1e6 },
     { name: 'hermes_writer_failures_total', help: 'Failed transactions: transient (retried) or refused rows (isolated)', type: 'counter', labels: [['kind', ['transient', 'refused']]] },
     { name: 'hermes_writer_id_cache_total', help: 'Rows whose party and conversation ids were cached (hit) or resolved in SQL (miss)', type: 'counter', labels: [['result', ['hit', 'miss']]] },
-    { name: 'hermes_messages_stored_total', help: 'New messages committed', type: 'counter' },
+    { name: 'hermes_messages_stored_total', help: 'New messages committed, by channel', type: 'counter', labels: [['channel', spec.channels]] },
+    { name: 'hermes_attachments_stored_total', help: 'Attachments committed with new messages', type: 'counter' },
     { name: 'hermes_messages_duplicate_total', help: 'Committed rows whose (channel, id) was already stored', type: 'counter' },
     { name: 'hermes_dispatch_sends_total', help: 'Provider sends by outcome: sent, retry (will be tried again), failed (dead letter)', type: 'counter', labels: [['provider', spec.providers], ['outcome', ['sent', 'retry', 'failed']]] },
     { name: 'hermes_dispatch_rate_limited_total', help: 'Provider answers 429', type: 'counter', labels: [['provider', spec.providers]] },
+    { name: 'hermes_dispatch_in_flight', help: 'Sends started and not yet settled (outcome stored), per provider', type: 'gauge', labels: [['provider', spec.providers]] },
+    { name: 'hermes_dispatch_backlog', help: 'Messages pending or being sent, per provider (from the database)', type: 'gauge', labels: [['provider', spec.providers]] },
+    { name: 'hermes_dispatch_oldest_pending_seconds', help: 'Age of the oldest due pending message, per provider', type: 'gauge', labels: [['provider', spec.providers]], scale: 1e3 },
+    { name: 'hermes_dispatch_dead_letters', help: 'Messages that failed for good (dead letters), per provider', type: 'gauge', labels: [['provider', spec.providers]] },
+    { name: 'hermes_dispatch_rate_limit_wait_seconds_total', help: 'Time sends waited for a token of the provider bucket', type: 'counter', labels: [['provider', spec.providers]], scale: 1e6 },
     { name: 'hermes_dispatch_end_to_end_seconds', help: 'Time from receipt of the webhook to the provider accepting the message', type: 'histogram', buckets: [...seconds, 30, 60, 300], scale: 1e6 },
     { name: 'hermes_event_loop_utilization', help: 'Share of the last second each thread spent running (not idle)', type: 'gauge', labels: [['thread', threadNames(spec.workers)]], scale: 1e6 }
   ]

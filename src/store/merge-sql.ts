@@ -92,6 +92,9 @@ WITH batch AS (
 )
 SELECT (SELECT count(*) FROM inserted)::int AS inserted,
        (SELECT count(*) FROM attachments)::int AS attachments,
-       (SELECT count(*) FROM batch)::int AS distinct_rows;
+       (SELECT count(*) FROM batch)::int AS distinct_rows,
+       (SELECT coalesce(json_object_agg(b.channel, b.n), '{}')
+          FROM (SELECT b.channel, count(*) AS n FROM inserted i JOIN batch b ON b.channel_id = i.channel_id AND b.external_id = i.external_id GROUP BY b.channel) b
+       ) AS by_channel;
 
 COMMIT`

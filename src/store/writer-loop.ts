@@ -8,7 +8,7 @@ import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.j
 import { copyIntoStaging, createStagingTable, insertStaging, resolveStaging } from './merge-sql.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
-import { isTransientDatabaseError } from './database-errors.js'
+import { isTransientDatabaseError } from '../database-errors.js'
 import { concatSlots, rowCount, splitRows, type RowBatch } from './row-batch.js'
 
 export interface WriterOptions {
@@ -119,7 +119,7 @@ export class WriterLoop {
   private async commitOrIsolate (group: RowBatch[]): Promise<void> {
     try {
       const started = performance.now()
-      const inserted = await this.commit(group)
+      const { inserted, attachments, byChannel } = await this.commit(group)
       this.queue.splice(0, group.length)
       const elapsedMs = performance.now() - started
       const rows = rowCount(group)
@@ -129,7 +129,8 @@ export class WriterLoop {
         m.inc('hermes_writer_batches_total')
         m.observe('hermes_writer_batch_rows', [], rows)
         m.observe('hermes_writer_transaction_seconds', [], elapsedMs / 1000)
-        m.inc('hermes_messages_stored_total', [], inserted)
+        for (const [channel, n] of Object.entries(byChannel)) m.inc('hermes_messages_stored_total', [channel], n)
+        m.inc('hermes_attachments_stored_total', [], attachments)
         m.inc('hermes_messages_duplicate_total', [], rows - inserted)
       }
       this.options.post({ type: 'committed', slots: concatSlots(group), inserted, elapsedMs })
@@ -157,7 +158,7 @@ export class WriterLoop {
     for (let i = 0; i < rows.length; i++) await this.commitOrIsolate([this.queue[0]!])
   }
 
-  private async commit (group: RowBatch[]): Promise<number> {
+  private async commit (group: RowBatch[]): Promise<{ inserted: number, attachments: number, byChannel: Record<string, number> }> {
     const client = this.client!
     const annotated = group.map((b) => this.cache.annotate(b.rows))
     const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
@@ -171,8 +172,8 @@ export class WriterLoop {
       this.markUp()
       // Committed: only now are the ids real for everyone.
       if (uncached > 0) this.cache.learn(results[3]!.rows as ResolvedIds[])
-      const counts = results[uncached > 0 ? 4 : 0]!.rows[0] as { inserted: number }
-      return counts.inserted
+      const counts = results[uncached > 0 ? 4 : 0]!.rows[0] as { inserted: number, attachments: number, by_channel: Record<string, number> }
+      return { inserted: counts.inserted, attachments: counts.attachments, byChannel: counts.by_channel }
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})
       throw error

@@ -1,5 +1,5 @@
 /**
- * Tells a failed batch that may succeed later (PostgreSQL unreachable,
+ * Shared by the writer and the dispatcher. Tells a failed batch that may succeed later (PostgreSQL unreachable,
  * restarting, out of connections: keep the rows and retry) from one whose
  * rows PostgreSQL refuses (a data or constraint error: retrying the same rows
  * can never succeed, so the writer isolates the bad row instead).
