@@ -109,7 +109,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
           if (durable) pending.reject(rejection.slot, rejection)
           else {
             meter.rejectedAfterAnswer(rejection.code)
-            log.info({ code: rejection.code, status: rejection.status }, 'webhook rejected after enqueue')
+            log.info({ code: rejection.code, status: rejection.status, channel: rejection.channel, reason: rejection.message }, 'webhook rejected after enqueue')
           }
         }
         if (result.acceptedSlots.length > 0) {

@@ -14,6 +14,7 @@ export interface ProcessTask {
 
 export interface RecordRejection {
   readonly slot: number
+  readonly channel: string
   readonly status: number
   readonly code: string
   readonly message: string

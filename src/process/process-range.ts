@@ -23,7 +23,7 @@ export function processRange (ring: IngressRing, rules: readonly ChannelRule[], 
     offset = record.nextOffset
     const channel = rules[record.channelIndex]
     if (channel === undefined) {
-      rejected.push({ slot: record.slot, status: 500, code: 'HERMES_ERR_INTERNAL', message: 'record names an unknown channel index' })
+      rejected.push({ slot: record.slot, channel: '', status: 500, code: 'HERMES_ERR_INTERNAL', message: 'record names an unknown channel index' })
       continue
     }
     const verdict = processWebhook({ ...record, channel }, { toleranceSeconds, nowMs })
@@ -31,7 +31,7 @@ export function processRange (ring: IngressRing, rules: readonly ChannelRule[], 
       acceptedSlots[accepted++] = record.slot
       rows += verdict.row
     } else {
-      const rejection: RecordRejection = { slot: record.slot, status: verdict.status, code: verdict.code, message: verdict.message }
+      const rejection: RecordRejection = { slot: record.slot, channel: channel.name, status: verdict.status, code: verdict.code, message: verdict.message }
       rejected.push(verdict.fields === undefined ? rejection : { ...rejection, fields: verdict.fields })
     }
   }
