@@ -1,12 +1,13 @@
 import type { Logger } from '../log.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
-import type { DbSession } from './db-session.js'
+import pg from 'pg'
 import type { ProviderLane } from './provider-lane.js'
 
 /**
  * Per-provider backlog, oldest pending age and dead letters, read from
  * PostgreSQL (every instance sees the same queue) by the dispatch thread
- * on its own connection, and in-flight sends from its lanes. Both partial
+ * on a connection of their own (the claim session runs one query at a
+ * time), and in-flight sends from its lanes. Both partial
  * indexes keep the query cheap however many delivered messages there are.
  */
 const backlogSql = `
@@ -20,16 +21,28 @@ SELECT p.name AS provider,
  WHERE m.dispatch_status IN ('pending', 'sending', 'failed')
  GROUP BY p.name`
 
-export function reportDispatchGauges (metrics: SharedMetrics, session: DbSession, lanes: readonly ProviderLane[], log: Logger, intervalMs = 2000): () => void {
+export function reportDispatchGauges (metrics: SharedMetrics, databaseUrl: string, lanes: readonly ProviderLane[], log: Logger, intervalMs = 2000): () => void {
   const providers = new Set(lanes.map((l) => l.name))
   let running = false
+  let client: pg.Client | null = null
+  let stopped = false
+  const connect = async (): Promise<pg.Client> => {
+    if (client !== null) return client
+    const c = new pg.Client({ connectionString: databaseUrl, application_name: 'hermes-dispatch-gauges' })
+    c.on('error', () => { if (client === c) client = null })
+    await c.connect()
+    client = c
+    return c
+  }
   const tick = async (): Promise<void> => {
     for (const lane of lanes) metrics.set('hermes_dispatch_in_flight', [lane.name], lane.sending)
     if (running) return
     running = true
     try {
       const seen = new Set<string>()
-      for (const row of (await session.query<{ provider: string, backlog: number, oldest: number, failed: number }>(backlogSql)).rows) {
+      const db = await connect()
+      if (stopped) return
+      for (const row of (await db.query<{ provider: string, backlog: number, oldest: number, failed: number }>(backlogSql)).rows) {
         if (!providers.has(row.provider)) continue
         seen.add(row.provider)
         metrics.set('hermes_dispatch_backlog', [row.provider], row.backlog)
@@ -44,6 +57,9 @@ export function reportDispatchGauges (metrics: SharedMetrics, session: DbSession
       }
     } catch (error) {
       log.debug({ err: error instanceof Error ? error.message : String(error) }, 'dispatch gauges not refreshed')
+      const broken = client
+      client = null
+      await broken?.end().catch(() => {})
     } finally {
       running = false
     }
@@ -51,5 +67,10 @@ export function reportDispatchGauges (metrics: SharedMetrics, session: DbSession
   const timer = setInterval(() => { void tick() }, intervalMs)
   timer.unref()
   void tick()
-  return () => clearInterval(timer)
+  return () => {
+    stopped = true
+    clearInterval(timer)
+    void client?.end().catch(() => {})
+    client = null
+  }
 }

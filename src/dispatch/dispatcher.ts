@@ -134,7 +134,7 @@ export class Dispatcher {
     }
     this.log.info({ providers: this.lanes.map((l) => ({ name: l.name, kind: l.config.kind, channels: l.channelIds.length, leaseMs: l.leaseMs })) }, 'dispatch started')
     this.schedulePoll()
-    if (this.options.metrics !== undefined) this.stopGauges = reportDispatchGauges(this.options.metrics, this.session, this.lanes, this.log)
+    if (this.options.metrics !== undefined) this.stopGauges = reportDispatchGauges(this.options.metrics, this.options.databaseUrl, this.lanes, this.log)
     this.wake()
   }
 

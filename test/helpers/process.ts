@@ -30,7 +30,12 @@ export function spawnHermes (t: { teardown (fn: () => unknown): void }, args: st
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => { for (const w of waiters.splice(0)) w(); resolve({ code, signal }) })
   })
+  // If the test process itself ends early (a timeout, a crash), take the child with it.
+  const killOnExit = (): void => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }
+  process.once('exit', killOnExit)
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => { killOnExit(); process.exit(1) })
   t.teardown(async () => {
+    process.off('exit', killOnExit)
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL')
       await exited
