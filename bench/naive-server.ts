@@ -46,6 +46,8 @@ async function store (m: { id: string, from: string, to: string, body: string, a
 }
 
 const server = createServer((req, res) => {
+  const requestId = req.headers['x-request-id']
+  if (typeof requestId === 'string') res.setHeader('x-request-id', requestId)
   const chunks: Buffer[] = []
   req.on('data', (c: Buffer) => chunks.push(c))
   req.on('end', () => {

@@ -1,20 +1,25 @@
 /**
- * `npm run bench`: runs Hermes and its reference points side by side in one
- * run, under wrk with pre-signed requests, and prints req/s, latency and
- * ratios (only ratios measured in the same run mean anything on a shared
- * machine). Options: --duration S (default 10), --connections N (100),
- * --workload repeat|cold, --runs N (1), --scenarios a,b,c, --quick.
- * Scenarios: ceiling (uWS answering 202), naive (node:http + pg, one
- * transaction per request), durable, enqueued (full Hermes pipeline).
+ * `npm run bench [-- options]`: Hermes and its reference points measured
+ * side by side in one run (on a shared machine only ratios from the same
+ * run mean anything). Starts everything it needs (PostgreSQL embedded or
+ * DATABASE_URL, a loopback fake provider, the servers, wrk), stops it all.
+ *
+ * Options: --quick (short runs), --duration S, --connections N, --runs N,
+ * --workload repeat|cold, --overload S, --rows N (storage scenarios),
+ * --scenarios a,b,… (ceiling, naive, durable, durable-half, enqueued,
+ * raw-copy, writer, overload), --out DIR (default bench/results).
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, chmodSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, chmodSync, writeFileSync, readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
 import { tmpdir, cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
 import pg from 'pg'
 import { generateRequests } from './gen-requests.js'
+import { startServer, stopServer, cpuSeconds, rssBytes, type Server } from './processes.js'
+import { ensureWrk, runWrk, type WrkResult } from './wrk.js'
+import { rawCopy, writerStage } from './storage.js'
+import { median, printReport, writeReport, type ScenarioSummary, type Target } from './report.js'
 import { startEmbeddedPostgres } from '../src/store/embedded-postgres.js'
 import { createLogger } from '../src/log.js'
 import { resolveConfig } from '../src/config.js'
@@ -22,7 +27,8 @@ import { prepareDatabase } from '../src/store/schema.js'
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url))
 const secret = 'bench-secret'
-type Scenario = 'ceiling' | 'naive' | 'durable' | 'enqueued'
+const allScenarios = ['ceiling', 'naive', 'durable', 'durable-half', 'enqueued', 'raw-copy', 'writer', 'overload'] as const
+type Scenario = typeof allScenarios[number]
 
 function option (name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`)
@@ -31,9 +37,13 @@ function option (name: string, fallback: string): string {
 const quick = process.argv.includes('--quick')
 const duration = Number(option('duration', quick ? '3' : '10'))
 const connections = Number(option('connections', '100'))
-const runs = Number(option('runs', '1'))
+const runs = Number(option('runs', quick ? '1' : '3'))
+const overloadSeconds = Number(option('overload', quick ? '5' : '30'))
+const storageRows = Number(option('rows', quick ? '20000' : '100000'))
 const workload = option('workload', 'repeat') as 'repeat' | 'cold'
-const scenarios = option('scenarios', 'ceiling,naive,durable,enqueued').split(',') as Scenario[]
+const scenarios = option('scenarios', allScenarios.join(',')).split(',') as Scenario[]
+const outDir = option('out', here('../../bench/results'))
+for (const s of scenarios) if (!allScenarios.includes(s)) throw new Error(`unknown scenario ${s}; known: ${allScenarios.join(', ')}`)
 
 async function freePort (): Promise<number> {
   return await new Promise((resolve) => {
@@ -44,139 +54,169 @@ async function freePort (): Promise<number> {
   })
 }
 
-function startServer (script: string, args: string[], env: NodeJS.ProcessEnv, ready: (line: Record<string, unknown>) => number | undefined): Promise<{ child: ChildProcess, port: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
-    let buffer = ''
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      let nl
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl)
-        buffer = buffer.slice(nl + 1)
-        try {
-          const port = ready(JSON.parse(line) as Record<string, unknown>)
-          if (port !== undefined) resolve({ child, port })
-        } catch {}
-      }
-    })
-    child.once('exit', (code) => reject(new Error(`${script} exited ${code}`)))
-  })
-}
-
-async function stopServer (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  await exited
-  clearTimeout(timer)
-}
-
-interface WrkResult { rps: number, p50: number, p99: number, p999: number, accepted: number, refused: number, other: number }
-
-function runWrk (port: number, requestsFile: string): WrkResult {
-  const threads = 2
-  const out = execFileSync('wrk', [`-t${threads}`, `-c${connections}`, `-d${duration}s`, '--latency', '-s', here('../../bench/wrk/post.lua'), `http://127.0.0.1:${port}/webhooks/sms`], {
-    env: { ...process.env, REQUESTS_FILE: requestsFile, WRK_THREADS: String(threads) },
-    encoding: 'utf8',
-    maxBuffer: 16 * 1024 * 1024
-  })
-  const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? NaN)
-  return {
-    rps: num(/Requests\/sec:\s+([\d.]+)/),
-    p50: num(/LATENCY p50=([\d.]+)ms/),
-    p99: num(/p99=([\d.]+)ms/),
-    p999: num(/p999=([\d.]+)ms/),
-    accepted: num(/STATUS 202=(\d+)/),
-    refused: num(/503=(\d+)/),
-    other: num(/other=(\d+)/)
-  }
-}
+interface HttpRun extends WrkResult { readonly confirmed: number, readonly cpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string }
 
 async function main (): Promise<void> {
-  try { execFileSync('wrk', ['--version'], { stdio: 'ignore' }) } catch (error) {
-    if ((error as { status?: number }).status === undefined) throw new Error('wrk is not installed: apt-get install wrk')
-  }
+  await ensureWrk()
   const work = mkdtempSync(join(tmpdir(), 'hermes-bench-'))
   chmodSync(work, 0o777)
-  const log = createLogger('warn')
-  let databaseUrl = process.env['DATABASE_URL'] ?? ''
-  let stopDatabase = async (): Promise<void> => {}
-  if (databaseUrl === '') {
-    const db = await startEmbeddedPostgres({ dataDir: join(work, 'pg'), port: await freePort(), log })
-    databaseUrl = db.url
-    stopDatabase = db.stop
-  }
-  const configObject = {
-    host: '127.0.0.1',
-    logLevel: 'warn',
-    database: { url: databaseUrl },
-    channels: { sms: { provider: 'mock', secrets: [secret] } },
-    providers: { mock: { kind: 'mock' } }
-  }
-  const client = new pg.Client({ connectionString: databaseUrl })
-  await client.connect()
-  await prepareDatabase(client, resolveConfig(configObject, {}))
-  const requestsFile = join(work, 'requests.txt')
-  const count = Math.max(50_000, Math.min(400_000, duration * 40_000))
-  await generateRequests(requestsFile, count, secret, workload, `b${Date.now().toString(36)}`)
-
-  const results: Array<{ scenario: Scenario, run: number } & WrkResult & { stored: number }> = []
+  const cleanup: Array<() => Promise<void>> = []
   try {
-    for (let run = 1; run <= runs; run++) {
-      for (const scenario of scenarios) {
-        await client.query('TRUNCATE attachment, message')
-        const port = await freePort()
-        let server
-        if (scenario === 'ceiling') {
-          server = await startServer(here('./ceiling-server.js'), [], { PORT: String(port) }, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
-        } else if (scenario === 'naive') {
-          server = await startServer(here('./naive-server.js'), [], { PORT: String(port), DATABASE_URL: databaseUrl, SECRET: secret }, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
-        } else {
-          const file = join(work, `${scenario}.json`)
-          writeFileSync(file, JSON.stringify({ ...configObject, port, ack: scenario, logLevel: 'info' }))
-          server = await startServer(here('../src/main.js'), ['--config', file], {}, (l) => l['msg'] === 'hermes started' ? l['port'] as number : undefined)
-        }
-        const result = runWrk(server.port, requestsFile)
-        await stopServer(server.child)
-        const stored = Number((await client.query('SELECT count(*)::int AS n FROM message')).rows[0].n)
-        results.push({ scenario, run, ...result, stored })
-        process.stderr.write(`${scenario} run ${run}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99} ms, 202=${result.accepted} 503=${result.refused} other=${result.other}, stored ${stored}\n`)
+    let databaseUrl = process.env['DATABASE_URL'] ?? ''
+    if (databaseUrl === '') {
+      const db = await startEmbeddedPostgres({ dataDir: join(work, 'pg'), port: await freePort(), log: createLogger('warn') })
+      databaseUrl = db.url
+      cleanup.push(db.stop)
+    }
+    const fake = await startServer(here('./fake-provider-process.js'), [], {}, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
+    cleanup.push(async () => await stopServer(fake))
+    const configObject = {
+      host: '127.0.0.1',
+      logLevel: 'info',
+      database: { url: databaseUrl },
+      channels: { sms: { provider: 'twilio', secrets: [secret] } },
+      providers: { twilio: { kind: 'twilio', baseUrl: `http://127.0.0.1:${fake.port}`, accountSid: 'ACbench', authToken: 'bench', rateLimit: { perSecond: 1_000_000, burst: 10_000 }, concurrency: 64 } }
+    }
+    const client = new pg.Client({ connectionString: databaseUrl })
+    await client.connect()
+    cleanup.push(async () => await client.end())
+    await prepareDatabase(client, resolveConfig(configObject, {}))
+    const postgresVersion = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version
+
+    const requestsFile = join(work, 'requests.txt')
+    await generateRequests(requestsFile, Math.max(50_000, Math.min(600_000, (duration + overloadSeconds) * 30_000)), secret, workload, `b${Date.now().toString(36)}`)
+
+    const reset = async (): Promise<void> => { await client.query('TRUNCATE attachment, message') }
+    const confirm = async (dir: string): Promise<number> => {
+      const ids = readdirSync(dir).flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter((l) => l !== ''))
+      if (ids.length === 0) return 0
+      return Number((await client.query<{ n: number }>('SELECT count(*)::int AS n FROM message WHERE external_id = ANY($1)', [ids])).rows[0]!.n)
+    }
+    const scrape = async (port: number): Promise<Map<string, number>> => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+      return new Map(text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]))
+    }
+    const quantile = (m: Map<string, number>, name: string, q: number): number | null => {
+      const buckets = [...m].filter(([k]) => k.startsWith(`${name}_bucket{`)).map(([k, v]) => [k.includes('+Inf') ? Infinity : Number(/le="([^"]+)"/.exec(k)![1]), v] as const).sort((a, b) => a[0] - b[0])
+      const total = buckets.at(-1)?.[1] ?? 0
+      if (total === 0) return null
+      const found = buckets.find(([, v]) => v >= q * total)
+      return found === undefined || !Number.isFinite(found[0]) ? null : found[0] * 1000
+    }
+
+    const startHermes = async (extra: Record<string, unknown>): Promise<Server> => {
+      const file = join(work, `hermes-${Date.now()}.json`)
+      writeFileSync(file, JSON.stringify({ ...configObject, port: await freePort(), ...extra }))
+      return await startServer(here('../src/main.js'), ['--config', file], {}, (l) => l['msg'] === 'hermes started' ? l['port'] as number : undefined)
+    }
+
+    const httpRun = async (scenario: Scenario, conns: number, seconds: number): Promise<HttpRun> => {
+      await reset()
+      let server: Server
+      const hermes = scenario === 'durable' || scenario === 'durable-half' || scenario === 'enqueued' || scenario === 'overload'
+      if (scenario === 'ceiling') server = await startServer(here('./ceiling-server.js'), [], { PORT: String(await freePort()) }, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
+      else if (scenario === 'naive') server = await startServer(here('./naive-server.js'), [], { PORT: String(await freePort()), DATABASE_URL: databaseUrl, SECRET: secret }, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
+      // Overload: a ring smaller than the connections, so that a closed-loop load generator
+      // offers more than the pipeline absorbs and back-pressure shows as 503s.
+      else server = await startHermes(scenario === 'enqueued' ? { ack: 'enqueued' } : scenario === 'overload' ? { buffer: { maxMessages: Math.max(10, Math.floor(conns / 4)), maxBytes: 4 * 2 ** 20 } } : {})
+      const acceptedDir = join(work, `accepted-${scenario}-${Date.now()}`)
+      mkdirSync(acceptedDir)
+      const pid = server.child.pid!
+      // RSS is compared after a warm-up (heap grown, ring pages touched), so growth means a leak or an unbounded queue.
+      if (scenario === 'overload') await runWrk({ port: server.port, requestsFile, duration: Math.max(quick ? 1 : 5, Math.ceil(seconds / 3)), connections: conns })
+      const rssBefore = rssBytes(pid)
+      const cpu0 = cpuSeconds(pid)
+      let result: WrkResult
+      let metrics: Map<string, number> | null = null
+      let cpu: number
+      let rssAfter: number
+      try {
+        result = await runWrk({ port: server.port, requestsFile, duration: seconds, connections: conns, ...(hermes || scenario === 'naive' ? { acceptedDir } : {}) })
+        cpu = cpuSeconds(pid) - cpu0
+        rssAfter = rssBytes(pid)
+        if (hermes) metrics = await scrape(server.port)
+      } finally {
+        await stopServer(server) // Hermes drains on SIGTERM: whatever it accepted is stored before it exits
+      }
+      const threads = [...(metrics ?? new Map<string, number>())].filter(([k]) => k.startsWith('hermes_event_loop_utilization{'))
+      const busiest = threads.sort((a, b) => b[1] - a[1])[0]
+      return {
+        ...result,
+        confirmed: scenario === 'ceiling' ? 0 : await confirm(acceptedDir),
+        cpu,
+        rssBefore,
+        rssAfter,
+        commitP99: metrics === null ? null : quantile(metrics, 'hermes_commit_latency_seconds', 0.99),
+        busiestThread: busiest === undefined ? '' : `${/thread="([^"]+)"/.exec(busiest[0])![1]} ${busiest[1].toFixed(2)}`
       }
     }
+
+    const results = new Map<Scenario, HttpRun[]>()
+    const storage = new Map<Scenario, number[]>()
+    for (let run = 1; run <= runs; run++) {
+      for (const scenario of scenarios) {
+        if (scenario === 'raw-copy' || scenario === 'writer') {
+          await reset()
+          const r = scenario === 'raw-copy'
+            ? await rawCopy(databaseUrl, storageRows, workload, `r${run}${Date.now().toString(36)}`)
+            : await writerStage(databaseUrl, storageRows, workload, `w${run}${Date.now().toString(36)}`)
+          storage.set(scenario, [...(storage.get(scenario) ?? []), r.rowsPerSecond])
+          process.stderr.write(`${scenario} run ${run}: ${r.rowsPerSecond.toFixed(0)} rows/s\n`)
+          continue
+        }
+        if (scenario === 'overload' && run > 1) continue
+        const conns = scenario === 'durable-half' ? Math.max(2, Math.floor(connections / 4)) : scenario === 'overload' ? connections * 8 : connections
+        const r = await httpRun(scenario, conns, scenario === 'overload' ? overloadSeconds : duration)
+        results.set(scenario, [...(results.get(scenario) ?? []), r])
+        process.stderr.write(`${scenario} run ${run}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, 202=${r.accepted} confirmed=${r.confirmed} 503=${r.refused} other=${r.other}\n`)
+      }
+    }
+
+    const summaries: ScenarioSummary[] = scenarios.map((scenario) => {
+      if (scenario === 'raw-copy' || scenario === 'writer') {
+        const xs = storage.get(scenario) ?? []
+        return { scenario, rps: median(xs), rpsMin: Math.min(...xs), rpsMax: Math.max(...xs), storedPerSecond: median(xs), p50: null, p99: null, p999: null, commitP99: null, cpuSeconds: null, note: `rows/s, ${storageRows} rows, commit per 5000` }
+      }
+      const rs = results.get(scenario) ?? []
+      const seconds = scenario === 'overload' ? overloadSeconds : duration
+      // Only what was answered 202 *and* is in the database counts (the ceiling stores nothing).
+      const counted = rs.map((r) => scenario === 'ceiling' ? r.rps : r.confirmed / seconds)
+      const note = scenario === 'overload'
+        ? `503 share ${(100 * median(rs.map((r) => r.refused / Math.max(1, r.accepted + r.refused + r.other)))).toFixed(0)}%, Retry-After on ${median(rs.map((r) => r.refused === 0 ? 1 : r.retryAfter / r.refused)) * 100}% of 503s, RSS ${(median(rs.map((r) => r.rssBefore)) / 2 ** 20).toFixed(0)}→${(median(rs.map((r) => r.rssAfter)) / 2 ** 20).toFixed(0)} MiB, lost ${median(rs.map((r) => r.accepted - r.confirmed))}`
+        : rs[0]?.busiestThread !== undefined && rs[0].busiestThread !== '' ? `busiest thread ${rs[0].busiestThread}` : ''
+      return {
+        scenario,
+        rps: median(counted),
+        rpsMin: Math.min(...counted),
+        rpsMax: Math.max(...counted),
+        storedPerSecond: scenario === 'ceiling' ? null : median(rs.map((r) => r.confirmed / seconds)),
+        p50: median(rs.map((r) => r.p50)),
+        p99: median(rs.map((r) => r.p99)),
+        p999: median(rs.map((r) => r.p999)),
+        commitP99: rs[0]?.commitP99 === undefined ? null : median(rs.map((r) => r.commitP99 ?? Number.NaN)),
+        cpuSeconds: median(rs.map((r) => r.cpu)),
+        note
+      }
+    })
+    const by = (s: Scenario): ScenarioSummary | undefined => summaries.find((x) => x.scenario === s)
+    const ratio = (a: Scenario, b: Scenario): number | null => by(a) !== undefined && by(b) !== undefined ? by(a)!.rps / by(b)!.rps : null
+    const overload = results.get('overload')?.[0]
+    const targets: Target[] = [
+      { name: 'durable / naive', value: ratio('durable', 'naive'), goal: '>= 12', pass: ratio('durable', 'naive') === null ? null : ratio('durable', 'naive')! >= 12, detail: by('durable')?.note ?? '' },
+      { name: 'durable p99 ms at about half load (connections / 4)', value: by('durable-half')?.p99 ?? null, goal: '<= 50 ms', pass: by('durable-half') === undefined ? null : by('durable-half')!.p99! <= 50, detail: by('durable-half') === undefined ? '' : `at ${(100 * by('durable-half')!.rps / (by('durable')?.rps ?? Number.NaN)).toFixed(0)}% of durable throughput` },
+      { name: 'enqueued / ceiling', value: ratio('enqueued', 'ceiling'), goal: '>= 0.40', pass: ratio('enqueued', 'ceiling') === null ? null : ratio('enqueued', 'ceiling')! >= 0.4, detail: by('enqueued')?.note ?? '' },
+      { name: 'writer / raw COPY', value: ratio('writer', 'raw-copy'), goal: '>= 0.60', pass: ratio('writer', 'raw-copy') === null ? null : ratio('writer', 'raw-copy')! >= 0.6, detail: '' },
+      { name: 'overload RSS growth', value: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1, goal: '< 0.10', pass: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1 < 0.1, detail: '' },
+      { name: 'overload lost (202 not in the database)', value: overload === undefined ? null : overload.accepted - overload.confirmed, goal: '0', pass: overload === undefined ? null : overload.accepted === overload.confirmed, detail: '' }
+    ]
+    const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, node: process.version, postgres: postgresVersion, load: `wrk -t2 (pre-signed requests, bench/wrk/post.lua)`, workload, duration: `${duration}s`, connections, runs }
+    printReport(machine, summaries, targets)
+    const files = writeReport(outDir, { machine, targets, raw: Object.fromEntries([...results].map(([k, v]) => [k, v])), storage: Object.fromEntries(storage) }, summaries)
+    console.log(`results: ${files.json}\nchart:   ${files.svg}`)
   } finally {
-    await client.end()
-    await stopDatabase()
+    for (const fn of cleanup.reverse()) await fn().catch(() => {})
     rmSync(work, { recursive: true, force: true })
   }
-  const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] ?? NaN }
-  const rps = (s: Scenario): number => median(results.filter((r) => r.scenario === s).map((r) => r.rps))
-  const table = scenarios.map((s) => {
-    const rs = results.filter((r) => r.scenario === s)
-    return {
-      scenario: s,
-      'req/s (median)': Math.round(rps(s)),
-      'stored/s': s === 'ceiling' ? '-' : Math.round(median(rs.map((r) => r.stored / duration))),
-      'p50 ms': median(rs.map((r) => r.p50)),
-      'p99 ms': median(rs.map((r) => r.p99)),
-      'p99.9 ms': median(rs.map((r) => r.p999)),
-      '503s': rs.reduce((n, r) => n + r.refused, 0),
-      'other': rs.reduce((n, r) => n + r.other, 0)
-    }
-  })
-  console.log(`machine: ${cpus()[0]?.model ?? '?'} × ${cpus().length}, node ${process.version}; wrk -t2 -c${connections} -d${duration}s, workload ${workload}, ${runs} run(s)`)
-  console.table(table)
-  const ratios: Record<string, number> = {}
-  if (scenarios.includes('durable') && scenarios.includes('naive')) ratios['durable / naive'] = rps('durable') / rps('naive')
-  if (scenarios.includes('enqueued') && scenarios.includes('ceiling')) ratios['enqueued / ceiling'] = rps('enqueued') / rps('ceiling')
-  if (scenarios.includes('durable') && scenarios.includes('ceiling')) ratios['durable / ceiling'] = rps('durable') / rps('ceiling')
-  for (const [k, v] of Object.entries(ratios)) console.log(`${k}: ${v.toFixed(2)}`)
-  const dir = here('../../bench/results')
-  mkdirSync(dir, { recursive: true })
-  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(file, JSON.stringify({ machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, duration, connections, workload, results, ratios }, null, 2))
-  console.log(`results: ${file}`)
 }
 
-main().catch((error: unknown) => { console.error(error); process.exit(1) })
+main().then(() => process.exit(0), (error: unknown) => { console.error(error); process.exit(1) })

@@ -67,7 +67,9 @@ export interface FakeProvider {
   start (): Promise<void>
 }
 
-export async function startFakeProvider (t: Teardown): Promise<FakeProvider> {
+/** `record: false` keeps only a count (the bench sends hundreds of thousands of requests). */
+export async function startFakeProvider (t: Teardown, options: { record?: boolean } = {}): Promise<FakeProvider> {
+  const record = options.record ?? true
   const requests: FakeRequest[] = []
   const sockets = new Set<Socket>()
   let responder: Responder | null = null
@@ -92,7 +94,7 @@ export async function startFakeProvider (t: Teardown): Promise<FakeProvider> {
       const raw = Buffer.concat(chunks).toString('utf8')
       const request = parseRequest(req.method ?? '', req.url ?? '', req.headers, raw)
       const index = requests.length
-      requests.push(request)
+      if (record) requests.push(request)
       const reply = (request.to === undefined ? undefined : scriptedFor.get(request.to)?.shift()) ?? scripted.shift() ?? responder?.(request, index) ?? undefined
       const answer = (): void => { if (!res.destroyed) writeReply(res, request, reply ?? successOf(request)) }
       if (reply?.delayMs !== undefined && reply.delayMs > 0) {

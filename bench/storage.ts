@@ -1,0 +1,98 @@
+/**
+ * The storage scenarios, without HTTP: raw COPY of the workload's rows
+ * straight into `message` (the ceiling: ids known, no dedup, no merge), and
+ * Hermes' writer stage alone (WriterLoop fed pre-normalized COPY batches:
+ * staging, id cache, merge, dedup, attachments). Both commit every 5000 rows.
+ */
+import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
+import pg from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
+import { encodeStagingRow, encodeTextArray, encodeCopyText } from '../src/process/copy-encoder.js'
+import { WriterLoop } from '../src/store/writer-loop.js'
+import { createLogger } from '../src/log.js'
+import { createStatusBlock } from '../src/shared-status.js'
+import { workloadMessage } from './gen-requests.js'
+
+const kBatch = 5000
+
+export interface StorageResult { readonly rowsPerSecond: number, readonly rows: number, readonly seconds: number }
+
+function rowsOf (count: number, workload: 'repeat' | 'cold', runId: string): Array<ReturnType<typeof workloadMessage>> {
+  return Array.from({ length: count }, (_, i) => workloadMessage(i, workload, runId))
+}
+
+/** Creates the parties and conversations the rows need (untimed) and returns their ids. */
+async function prepareIds (client: pg.Client, rows: ReturnType<typeof rowsOf>): Promise<{ party: Map<string, string>, conversation: Map<string, string> }> {
+  const addresses = [...new Set(rows.flatMap((r) => [r.from, r.to]))]
+  await client.query('INSERT INTO party (phone) SELECT unnest($1::text[]) ON CONFLICT (address) DO NOTHING', [addresses])
+  const party = new Map((await client.query<{ address: string, id: string }>('SELECT address, id::text FROM party WHERE address = ANY($1)', [addresses])).rows.map((r) => [r.address, r.id]))
+  const pairs = [...new Set(rows.map((r) => { const a = Number(party.get(r.from)); const b = Number(party.get(r.to)); return `${Math.min(a, b)}:${Math.max(a, b)}` }))]
+  await client.query(`INSERT INTO conversation (party_a_id, party_b_id)
+    SELECT split_part(p, ':', 1)::bigint, split_part(p, ':', 2)::bigint FROM unnest($1::text[]) AS p ON CONFLICT DO NOTHING`, [pairs])
+  const conversation = new Map((await client.query<{ k: string, id: string }>(`SELECT party_a_id || ':' || party_b_id AS k, id::text FROM conversation`)).rows.map((r) => [r.k, r.id]))
+  return { party, conversation }
+}
+
+export async function rawCopy (databaseUrl: string, count: number, workload: 'repeat' | 'cold', runId: string): Promise<StorageResult> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    const rows = rowsOf(count, workload, runId)
+    const { party, conversation } = await prepareIds(client, rows)
+    const channelId = (await client.query<{ id: number }>("SELECT id FROM channel WHERE name = 'sms'")).rows[0]!.id
+    const received = new Date().toISOString()
+    const lines = rows.map((r) => {
+      const a = Number(party.get(r.from)); const b = Number(party.get(r.to))
+      return `${channelId}\t${encodeCopyText(r.id)}\t${conversation.get(`${Math.min(a, b)}:${Math.max(a, b)}`)!}\t${a}\t${b}\t${encodeCopyText(r.body)}\t${received}\n`
+    })
+    const started = performance.now()
+    for (let i = 0; i < lines.length; i += kBatch) {
+      await client.query('BEGIN')
+      await pipeline(Readable.from([Buffer.from(lines.slice(i, i + kBatch).join(''))]), client.query(copyFrom('COPY message (channel_id, external_id, conversation_id, sender_id, recipient_id, body, received_at) FROM STDIN')))
+      await client.query('COMMIT')
+    }
+    const seconds = (performance.now() - started) / 1000
+    return { rowsPerSecond: count / seconds, rows: count, seconds }
+  } finally {
+    await client.end()
+  }
+}
+
+export async function writerStage (databaseUrl: string, count: number, workload: 'repeat' | 'cold', runId: string): Promise<StorageResult> {
+  const received = new Date().toISOString()
+  const batches: Array<{ slots: Uint32Array, rows: Uint8Array }> = []
+  const rows = rowsOf(count, workload, runId)
+  for (let i = 0; i < rows.length; i += kBatch) {
+    const chunk = rows.slice(i, i + kBatch)
+    const text = chunk.map((r) => encodeStagingRow({
+      channel: 'sms', external_id: r.id, address_kind: 'phone', from_address: r.from, to_address: r.to, body: r.body,
+      sent_at: null, received_at: received, attachments: encodeTextArray(r.attachments)
+    })).join('')
+    batches.push({ slots: new Uint32Array(chunk.length), rows: Buffer.from(text) })
+  }
+  let committed = 0
+  let finished: () => void = () => {}
+  const done = new Promise<void>((resolve) => { finished = resolve })
+  const loop = new WriterLoop({
+    databaseUrl,
+    status: createStatusBlock(),
+    maxBatchRows: kBatch,
+    maxBatchDelayMs: 0,
+    log: createLogger('warn'),
+    post: (message) => {
+      if (message.type === 'committed' || message.type === 'rejected') {
+        committed += message.slots.length
+        if (committed >= count) finished()
+      }
+    }
+  })
+  const running = loop.run()
+  const started = performance.now()
+  for (const batch of batches) loop.enqueue(batch)
+  await done
+  const seconds = (performance.now() - started) / 1000
+  loop.stop()
+  await running
+  return { rowsPerSecond: count / seconds, rows: count, seconds }
+}

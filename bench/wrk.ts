@@ -1,0 +1,48 @@
+/** Runs wrk with the pre-signed request script and parses what it prints. */
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+export const wrkScript = fileURLToPath(new URL('../../bench/wrk/post.lua', import.meta.url))
+
+export interface WrkResult {
+  readonly rps: number
+  readonly p50: number
+  readonly p99: number
+  readonly p999: number
+  readonly accepted: number
+  readonly refused: number
+  readonly retryAfter: number
+  readonly other: number
+}
+
+export async function runWrk (options: { port: number, requestsFile: string, duration: number, connections: number, threads?: number, acceptedDir?: string }): Promise<WrkResult> {
+  const threads = options.threads ?? 2
+  const env: NodeJS.ProcessEnv = { ...process.env, REQUESTS_FILE: options.requestsFile, WRK_THREADS: String(threads) }
+  if (options.acceptedDir !== undefined) env['ACCEPTED_DIR'] = options.acceptedDir
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('wrk', [`-t${threads}`, `-c${Math.max(threads, options.connections)}`, `-d${options.duration}s`, '--timeout', '30s', '-s', wrkScript, `http://127.0.0.1:${options.port}/webhooks/sms`],
+      { env, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => error === null ? resolve(stdout) : reject(new Error(`wrk failed: ${error.message} ${stderr}`)))
+  })
+  const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? Number.NaN)
+  return {
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    p50: num(/LATENCY p50=([\d.]+)ms/),
+    p99: num(/p99=([\d.]+)ms/),
+    p999: num(/p999=([\d.]+)ms/),
+    accepted: num(/STATUS 202=(\d+)/),
+    refused: num(/503=(\d+)/),
+    retryAfter: num(/retry_after=(\d+)/),
+    other: num(/other=(\d+)/)
+  }
+}
+
+/** wrk on PATH, or installed from Debian's packages when running as root; the reason when neither works. */
+export async function ensureWrk (): Promise<void> {
+  const has = async (): Promise<boolean> => await new Promise((resolve) => execFile('wrk', ['-v'], (error) => resolve(error === null || (error as { code?: unknown }).code !== 'ENOENT')))
+  if (await has()) return
+  if (process.getuid?.() === 0) {
+    await new Promise<void>((resolve) => execFile('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq wrk'], () => resolve()))
+    if (await has()) return
+  }
+  throw new Error('the bench needs wrk (Debian package "wrk": apt-get install wrk); autocannon is not used because it saturates a core before Hermes does')
+}
