@@ -1,6 +1,6 @@
 /** Child processes of the bench: started, waited for, measured (CPU, RSS) and always stopped. */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 
 export interface Server {
   readonly child: ChildProcess
@@ -58,6 +58,18 @@ export function cpuSeconds (pid: number): number {
   } catch {
     return Number.NaN
   }
+}
+
+/** CPU seconds used so far by every process named `name` (e.g. all PostgreSQL backends), from /proc. */
+export function cpuSecondsOf (name: string): number {
+  let total = 0
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === name) total += cpuSeconds(Number(entry))
+    } catch {}
+  }
+  return total
 }
 
 /** Resident set size in bytes, from /proc. */

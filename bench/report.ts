@@ -13,6 +13,7 @@ export interface ScenarioSummary {
   readonly p999: number | null
   readonly commitP99: number | null
   readonly cpuSeconds: number | null
+  readonly postgresCpuSeconds: number | null
   readonly note: string
 }
 
@@ -36,7 +37,8 @@ export function printReport (machine: Record<string, unknown>, summaries: readon
     'p99 ms': fmt(s.p99, 2),
     'p99.9 ms': fmt(s.p999, 2),
     'commit p99 ms': fmt(s.commitP99, 1),
-    'cpu s': fmt(s.cpuSeconds, 1),
+    'server cpu s': fmt(s.cpuSeconds, 1),
+    'postgres cpu s': fmt(s.postgresCpuSeconds, 1),
     note: s.note
   })))
   for (const t of targets) console.log(`${t.pass === null ? 'n/a ' : t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${t.value === null ? '-' : t.value.toFixed(2)} (goal ${t.goal}) ${t.detail}`)
