@@ -30,6 +30,8 @@ export interface Hermes {
   readonly databaseUrl: string
   readonly ring: IngressRing
   readonly status: Int32Array
+  /** The process-stage worker threads (Piscina replaces any that die). */
+  readonly workerThreads: () => readonly import('node:worker_threads').Worker[]
   /** Drains (answers everything already accepted), then stops every thread and the embedded database. */
   stop (): Promise<void>
 }
@@ -117,7 +119,12 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
           writer.postMessage(message, [result.acceptedSlots.buffer as ArrayBuffer, result.rows.buffer as ArrayBuffer])
         }
       },
+      onRetry: (error) => {
+        metrics.inc('hermes_worker_task_failures_total', ['retried'])
+        log.warn({ code: 'HERMES_ERR_WORKER', err: error instanceof Error ? error.message : String(error) }, 'a worker task failed; processing its records again')
+      },
       onFailure: (slots, error) => {
+        metrics.inc('hermes_worker_task_failures_total', ['failed'])
         log.error({ code: Rejection.internal.code, err: error, records: slots.length }, 'a worker task failed twice; answering its records 500')
         for (const slot of slots) pending.reject(slot, { ...Rejection.internal, message: 'internal error while processing this webhook; retry it' })
       }
@@ -195,6 +202,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       databaseUrl,
       ring,
       status,
+      workerThreads: () => pool.threads,
       stop: () => (stopping ??= stop())
     }
   } catch (error) {

@@ -20,6 +20,8 @@ export interface FeederOptions {
   readonly onResult: (result: ProcessResult) => void
   /** A range failed twice (a worker bug or crash): these slots get an internal error. */
   readonly onFailure: (slots: number[], error: unknown) => void
+  /** A range failed once and is being processed again (its worker died or threw). */
+  readonly onRetry?: (error: unknown) => void
 }
 
 /**
@@ -77,6 +79,7 @@ export class Feeder {
       (error: unknown) => {
         this.inFlight--
         if (retry) {
+          this.options.onRetry?.(error)
           this.run(task, range, false) // a crashed worker is replaced by Piscina; try the range once more
           return
         }

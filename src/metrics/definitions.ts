@@ -30,6 +30,7 @@ export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
     { name: 'hermes_ingest_unavailable_total', help: 'Webhooks answered 503, by cause', type: 'counter', labels: [['cause', unavailableCauses]] },
     { name: 'hermes_commit_latency_seconds', help: 'Durable mode: time from receipt to the commit of the message', type: 'histogram', buckets: seconds, scale: 1e6 },
     { name: 'hermes_worker_records_total', help: 'Ring records processed by the workers, by outcome', type: 'counter', labels: [['outcome', ['accepted', 'rejected']]] },
+    { name: 'hermes_worker_task_failures_total', help: 'Worker tasks that failed (a worker died or threw): retried once, then failed (answered 500)', type: 'counter', labels: [['outcome', ['retried', 'failed']]] },
     { name: 'hermes_worker_task_seconds', help: 'Time a worker spends on one range of records (verify, parse, validate, encode)', type: 'histogram', buckets: seconds, scale: 1e6 },
     { name: 'hermes_writer_batches_total', help: 'Transactions committed by the writer', type: 'counter' },
     { name: 'hermes_writer_batch_rows', help: 'Rows per committed transaction', type: 'histogram', buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000] },

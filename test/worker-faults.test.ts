@@ -1,0 +1,37 @@
+// A process-stage worker thread dies mid-load: its ranges are processed again on a replacement,
+// nothing acknowledged is lost, nothing is stored twice, and every request gets an answer.
+import t from 'tap'
+import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
+
+t.test('terminating worker threads under load loses and duplicates nothing', async (t) => {
+  const h = await startTestHermes(t, { workers: 2, taskRecords: 8 })
+  const payloads = Array.from({ length: 400 }, () => smsPayload())
+  const results: Array<{ status: number }> = []
+  let killed = 0
+  for (let wave = 0; wave < 4; wave++) {
+    const slice = payloads.slice(wave * 100, wave * 100 + 100)
+    const before = h.hermes.ring.written
+    const answers = Promise.all(slice.map(async (p) => await h.postSigned('sms', p)))
+    if (wave === 1 || wave === 2) {
+      // Once part of this wave is in the ring (and so in the workers' hands), kill a worker.
+      while (h.hermes.ring.written < before + 20) await new Promise((resolve) => setImmediate(resolve))
+      const [worker] = h.hermes.workerThreads()
+      if (worker !== undefined) { await worker.terminate(); killed++ }
+    }
+    results.push(...await answers)
+  }
+  t.equal(killed, 2, 'two workers were terminated during the load')
+  t.ok(results.every((r) => r.status === 202 || r.status === 500), 'every request was answered 202, or 500 if its range failed twice')
+  const ok = payloads.filter((_, i) => results[i]!.status === 202).map((p) => p['id'])
+  t.ok(ok.length >= 300, `${ok.length} of 400 accepted`)
+  const stored = await h.db.query('SELECT external_id, count(*)::int AS n FROM message WHERE external_id = ANY($1) GROUP BY external_id', [payloads.map((p) => p['id'])])
+  const counts = new Map(stored.rows.map((r) => [r['external_id'] as string, r['n'] as number]))
+  t.ok(ok.every((id) => counts.get(id as string) === 1), 'every 202 is stored exactly once')
+  t.ok([...counts.values()].every((n) => n === 1), 'nothing is stored twice')
+  t.ok(h.hermes.workerThreads().length >= 1, 'the pool replaced its workers')
+  const metrics = (await send('GET', `${h.base}/metrics`)).text
+  const retried = Number(/hermes_worker_task_failures_total\{outcome="retried"\} (\d+)/.exec(metrics)?.[1] ?? 0)
+  t.ok(retried >= 1, `ranges processed again after a worker died: ${retried}`)
+  const after = await h.postSigned('sms', smsPayload())
+  t.equal(after.status, 202, 'and keeps serving')
+})
