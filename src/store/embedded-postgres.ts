@@ -75,6 +75,8 @@ export async function startEmbeddedPostgres (options: {
   const EmbeddedPostgres = await importEmbeddedPostgres()
   const { dataDir, port, log } = options
   await prepareDirectory(dataDir)
+  const recent: string[] = [] // the server's last lines, for the error if it does not start
+  const remember = (line: string): void => { recent.push(line.trim()); if (recent.length > 8) recent.shift() }
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -84,8 +86,8 @@ export async function startEmbeddedPostgres (options: {
     persistent: options.persistent ?? true,
     createPostgresUser: true,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100'],
-    onLog: (message: string) => log.trace({ postgres: message.trim() }, 'postgres'),
-    onError: (error: unknown) => log.warn({ postgres: String(error).trim() }, 'postgres error output')
+    onLog: (message: string) => { remember(message); log.trace({ postgres: message.trim() }, 'postgres') },
+    onError: (error: unknown) => { remember(String(error)); log.warn({ postgres: String(error).trim() }, 'postgres error output') }
   })
   if (!(await exists(join(dataDir, 'PG_VERSION')))) {
     log.info({ dataDir }, 'initialising embedded PostgreSQL data directory')
@@ -94,7 +96,8 @@ export async function startEmbeddedPostgres (options: {
   try {
     await server.start()
   } catch (error) {
-    throw new Error(`embedded PostgreSQL did not start on port ${port} (is the port in use, or a stale server running on ${dataDir}?)`, { cause: error })
+    const said = recent.filter((l) => /FATAL|ERROR|PANIC|could not|in use/i.test(l)).join(' | ')
+    throw new Error(`embedded PostgreSQL did not start on port ${port}${said === '' ? ' (is the port in use, or a stale server running on ' + dataDir + '?)' : `: ${said}`}`, { cause: error })
   }
   const admin = new pg.Client({ host: '127.0.0.1', port, user, password, database: 'postgres' })
   await admin.connect()
