@@ -4,7 +4,7 @@ import type { HermesConfig } from './config.js'
 import { redactedConfig } from './config.js'
 import { Rejection } from './errors.js'
 import { createLogger, type Logger } from './log.js'
-import type { FromWriter, ProcessResult, ProcessTask, ToWriter, WriterData } from './messages.js'
+import type { FromWriter, ProcessResult, ProcessTask, ProcessWorkerData, ToWriter, WriterData } from './messages.js'
 import type { DispatchData, ToDispatch } from './dispatch/dispatch-data.js'
 import { startThread, stopThread } from './threads.js'
 import { SharedMetrics } from './metrics/shared-metrics.js'
@@ -23,7 +23,6 @@ import { loadNativeUws, nativeBindingPath } from './http/uws.js'
 import { channelRules } from './process/channel-rules.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js'
 import { prepareDatabase } from './store/schema.js'
-import type { ProcessWorkerData } from '../workers/process.js'
 
 export interface Hermes {
   readonly port: number

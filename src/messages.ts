@@ -5,6 +5,7 @@
  */
 import type { FieldProblem } from './errors.js'
 import type { MetricsData } from './metrics/thread-metrics.js'
+import type { ChannelRule } from './process/types.js'
 
 /** Piscina task: process `count` ring records starting at `offset`. */
 export interface ProcessTask {
@@ -51,4 +52,14 @@ export interface WriterData {
   readonly maxBatchDelayMs: number
   readonly logLevel: string
   readonly metrics?: MetricsData
+}
+
+/** workerData of the Piscina process workers */
+export interface ProcessWorkerData {
+  readonly ring: SharedArrayBuffer
+  readonly rules: ChannelRule[]
+  readonly toleranceSeconds: number
+  readonly metrics?: MetricsData
+  /** Hands each worker thread its index (for per-thread metrics labels). */
+  readonly workerSeq: Int32Array
 }

@@ -4,20 +4,11 @@
  */
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina'
 import { IngressRing } from '../src/ingest/ring-buffer.js'
-import type { ProcessResult, ProcessTask } from '../src/messages.js'
+import type { ProcessResult, ProcessTask, ProcessWorkerData } from '../src/messages.js'
 import { processRange } from '../src/process/process-range.js'
-import type { ChannelRule } from '../src/process/types.js'
-import { openMetrics, type MetricsData } from '../src/metrics/thread-metrics.js'
+import { openMetrics } from '../src/metrics/thread-metrics.js'
 import { reportEventLoopUtilization } from '../src/metrics/event-loop.js'
 
-export interface ProcessWorkerData {
-  readonly ring: SharedArrayBuffer
-  readonly rules: ChannelRule[]
-  readonly toleranceSeconds: number
-  readonly metrics?: MetricsData
-  /** Hands each worker thread its index (for per-thread metrics labels). */
-  readonly workerSeq: Int32Array
-}
 
 const data = workerData as ProcessWorkerData
 const ring = IngressRing.attach(data.ring)
