@@ -1,8 +1,7 @@
 import type { SharedMetrics, Slot } from '../metrics/shared-metrics.js'
 import { httpStatuses, rejectionCodes } from '../metrics/definitions.js'
 
-const knownStatuses = new Set<string>(httpStatuses)
-const causeByCode: Record<string, string> = {
+const causeByCode: Readonly<Record<string, string>> = {
   HERMES_ERR_BUFFER_FULL: 'buffer_full',
   HERMES_ERR_DATABASE_UNAVAILABLE: 'database_down',
   HERMES_ERR_DRAINING: 'draining',
@@ -12,48 +11,52 @@ const causeByCode: Record<string, string> = {
 /**
  * Counts every HTTP answer once, where it is sent: status, channel, cause or
  * error code, time to answer. Runs on the main thread for every request, so
- * slots are resolved once and cached.
+ * every slot is resolved once, here, and answering only indexes arrays and maps.
  */
 export class HttpMeter {
-  private readonly channels: ReadonlySet<string>
-  private readonly rejectionCodes = new Set(rejectionCodes)
-  private readonly slots = new Map<string, Slot>()
+  /** requests[channel or 'none'][status] */
+  private readonly requests = new Map<string, Map<number, Slot>>()
+  private readonly requestsOther = new Map<string, Slot>()
+  private readonly accepted = new Map<string, Slot>()
+  private readonly unavailable = new Map<string, Slot>()
+  private readonly rejected = new Map<string, Slot>()
   private readonly answerSeconds: Slot
   private readonly bodyBytesSlot: Slot
   private readonly commitLatency: Slot
 
   constructor (private readonly metrics: SharedMetrics, channels: readonly string[]) {
-    this.channels = new Set(channels)
+    for (const channel of [...channels, 'none']) {
+      this.requests.set(channel, new Map(httpStatuses.map((status) => [Number(status), metrics.slot('hermes_http_requests_total', [channel, status])])))
+      this.requestsOther.set(channel, metrics.slot('hermes_http_requests_total', [channel, 'other']))
+    }
+    for (const channel of channels) this.accepted.set(channel, metrics.slot('hermes_ingest_accepted_total', [channel]))
+    for (const [code, cause] of Object.entries(causeByCode)) this.unavailable.set(code, metrics.slot('hermes_ingest_unavailable_total', [cause]))
+    for (const code of rejectionCodes) this.rejected.set(code, metrics.slot('hermes_ingest_rejected_total', [code]))
     this.answerSeconds = metrics.slot('hermes_http_answer_seconds')
     this.bodyBytesSlot = metrics.slot('hermes_http_request_body_bytes')
     this.commitLatency = metrics.slot('hermes_commit_latency_seconds')
   }
 
-  private cached (name: string, labels: readonly string[]): Slot {
-    const key = `${name}|${labels.join('|')}`
-    let slot = this.slots.get(key)
-    if (slot === undefined) {
-      slot = this.metrics.slot(name, labels)
-      this.slots.set(key, slot)
-    }
-    return slot
-  }
-
   /** `channel` is null off the webhook route or for an unknown channel; `receivedAtMs` only for webhooks. */
   answered (channel: string | null, status: number, code?: string, receivedAtMs?: number): void {
     const m = this.metrics
-    const channelLabel = channel !== null && this.channels.has(channel) ? channel : 'none'
-    const statusLabel = knownStatuses.has(String(status)) ? String(status) : 'other'
-    m.add(this.cached('hermes_http_requests_total', [channelLabel, statusLabel]))
+    const byStatus = channel === null ? undefined : this.requests.get(channel)
+    const label = byStatus === undefined ? 'none' : channel!
+    m.add((byStatus ?? this.requests.get('none')!).get(status) ?? this.requestsOther.get(label)!)
     if (receivedAtMs !== undefined) m.record(this.answerSeconds, (Date.now() - receivedAtMs) / 1000)
-    if (status === 202 && channelLabel !== 'none') m.add(this.cached('hermes_ingest_accepted_total', [channelLabel]))
-    else if (status === 503 && code !== undefined && causeByCode[code] !== undefined) m.add(this.cached('hermes_ingest_unavailable_total', [causeByCode[code]!]))
-    else if (code !== undefined && this.rejectionCodes.has(code)) m.add(this.cached('hermes_ingest_rejected_total', [code]))
+    if (status === 202) {
+      const slot = this.accepted.get(label)
+      if (slot !== undefined) m.add(slot)
+    } else if (code !== undefined) {
+      const slot = status === 503 ? this.unavailable.get(code) : this.rejected.get(code)
+      if (slot !== undefined) m.add(slot)
+    }
   }
 
   /** Enqueued mode: a webhook already answered 202 that the workers then refused. */
   rejectedAfterAnswer (code: string): void {
-    if (this.rejectionCodes.has(code)) this.metrics.add(this.cached('hermes_ingest_rejected_total', [code]))
+    const slot = this.rejected.get(code)
+    if (slot !== undefined) this.metrics.add(slot)
   }
 
   bodyBytes (bytes: number): void {

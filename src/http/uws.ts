@@ -14,8 +14,7 @@ type UwsModule = typeof import('uWebSockets.js')
  */
 export function loadNativeUws (): UwsModule {
   const uws = require('uWebSockets.js') as UwsModule
-  const binding = Object.keys(require.cache).find((path) => /uws_[^/\\]+\.node$/.test(path))
-  if (binding === undefined) throw new NativeBindingError('no uws_*.node addon was loaded')
+  if (nativeBindingPath() === undefined) throw new NativeBindingError('no uws_*.node addon was loaded')
   if (!Function.prototype.toString.call(uws.App).includes('[native code]')) {
     throw new NativeBindingError('uWS.App is a JavaScript function')
   }
