@@ -13,7 +13,6 @@ import { mkdtempSync, chmodSync, writeFileSync, readdirSync, readFileSync, rmSyn
 import { tmpdir, cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createServer } from 'node:net'
 import pg from 'pg'
 import { generateRequests } from './gen-requests.js'
 import { startServer, stopServer, cpuSeconds, cpuSecondsOf, rssBytes, type Server } from './processes.js'
@@ -21,6 +20,7 @@ import { ensureWrk, runWrk, type WrkResult } from './wrk.js'
 import { rawCopy, writerStage } from './storage.js'
 import { median, printReport, writeReport, type ScenarioSummary, type Target } from './report.js'
 import { startEmbeddedPostgres } from '../src/store/embedded-postgres.js'
+import { freePort } from '../test/helpers/database.js'
 import { createLogger } from '../src/log.js'
 import { resolveConfig } from '../src/config.js'
 import { prepareDatabase } from '../src/store/schema.js'
@@ -44,15 +44,6 @@ const workload = option('workload', 'repeat') as 'repeat' | 'cold'
 const scenarios = option('scenarios', allScenarios.join(',')).split(',') as Scenario[]
 const outDir = option('out', here('../../bench/results'))
 for (const s of scenarios) if (!allScenarios.includes(s)) throw new Error(`unknown scenario ${s}; known: ${allScenarios.join(', ')}`)
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0))
-    })
-  })
-}
 
 interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string }
 

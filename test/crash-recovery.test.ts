@@ -1,12 +1,10 @@
 // SIGKILL under load, several times: every webhook answered 202 (durable) is in the database exactly
 // once, and after restarts every one of them is delivered; duplicates only from sends in flight at a kill.
 import t from 'tap'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { send, SECRET } from './helpers/hermes.js'
 import { seedSignature } from './helpers/sign.js'
 import { testDatabase } from './helpers/database.js'
-import { spawnHermes, type RunningHermes } from './helpers/process.js'
+import { spawnHermes, writeConfigFile, type RunningHermes } from './helpers/process.js'
 import { startFakeProvider } from './helpers/fake-provider.js'
 
 const kConcurrency = 8 // the provider's in-flight cap: the most sends a kill can interrupt
@@ -14,17 +12,12 @@ const kKills = 3
 
 const db = await testDatabase(t)
 const fake = await startFakeProvider(t)
-const file = join(t.testdir(), 'hermes.json')
-writeFileSync(file, JSON.stringify({
-  port: 0,
-  host: '127.0.0.1',
-  workers: 2,
-  logLevel: 'info',
+const file = writeConfigFile(t.testdir(), {
   database: { url: db.url },
   dispatch: { leaseMs: 1000, pollMs: 100 },
   channels: { sms: { provider: 'twilio', secrets: [SECRET] } },
   providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', concurrency: kConcurrency, timeoutMs: 300, rateLimit: { perSecond: 100000, burst: 1000 }, retry: { maxAttempts: 20, baseDelayMs: 20, maxDelayMs: 200 } } }
-}))
+})
 
 async function start (): Promise<{ run: RunningHermes, port: number }> {
   const run = spawnHermes(t, ['--config', file])

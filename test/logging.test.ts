@@ -1,26 +1,21 @@
 // Logs: one JSON object per line, a start and a stop summary, and never a secret or a webhook body.
 import t from 'tap'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { send } from './helpers/hermes.js'
 import { seedSignature } from './helpers/sign.js'
 import { testDatabase } from './helpers/database.js'
-import { spawnHermes } from './helpers/process.js'
+import { spawnHermes, writeConfigFile } from './helpers/process.js'
 
 t.test('logs are JSON lines without secrets or bodies, at debug level too', async (t) => {
   const db = await testDatabase(t)
   const secret = 'super-secret-value-42'
-  const file = join(t.testdir(), 'hermes.json')
-  writeFileSync(file, JSON.stringify({
-    port: 0,
-    host: '127.0.0.1',
+  const file = writeConfigFile(t.testdir(), {
     workers: 1,
     ack: 'enqueued',
     logLevel: 'debug',
     database: { url: db.url },
     channels: { sms: { provider: 'relay', secrets: [secret] } },
     providers: { relay: { kind: 'http', baseUrl: 'http://127.0.0.1:9', apiKey: 'api-key-secret-99', retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 }, timeoutMs: 200 } }
-  }))
+  })
   const run = spawnHermes(t, ['--config', file])
   const started = await run.waitForLog((e) => e['msg'] === 'hermes started')
   const port = started['port'] as number

@@ -2,10 +2,8 @@
 import t from 'tap'
 import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
 import { startFakeProvider } from './helpers/fake-provider.js'
-import { spawnHermes } from './helpers/process.js'
+import { spawnHermes, writeConfigFile } from './helpers/process.js'
 import { until } from './helpers/wait.js'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 
 const fake = await startFakeProvider(t)
 const h = await startTestHermes(t, {
@@ -44,14 +42,12 @@ t.test('a message the provider refuses becomes a dead letter, and the redispatch
   })
   t.match(failed['last_error'], /400/)
 
-  const dir = t.testdir()
-  const config = join(dir, 'hermes.json')
-  writeFileSync(config, JSON.stringify({
+  const config = writeConfigFile(t.testdir(), {
     database: { url: h.db.url },
     logLevel: 'info',
     channels: { sms: { provider: 'twilio', secrets: ['x'] }, mms: { provider: 'twilio', secrets: ['x'] }, email: { provider: 'sendgrid', secrets: ['x'] } },
     providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok' }, sendgrid: { kind: 'sendgrid', baseUrl: fake.url, apiKey: 'key' } }
-  }))
+  })
   const run = spawnHermes(t, ['redispatch', '--status', 'failed', '--provider', 'twilio', '--config', config])
   const done = await run.waitForLog((e) => e['msg'] === 'messages re-queued for dispatch')
   t.equal(done['count'], 1)

@@ -1,25 +1,16 @@
 // SIGTERM drains: everything accepted is committed and answered, then the process exits 0 and stops what it started.
 import t from 'tap'
-import { writeFileSync, mkdtempSync, chmodSync, rmSync } from 'node:fs'
+import { mkdtempSync, chmodSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { send, smsPayload, SECRET } from './helpers/hermes.js'
 import { seedSignature } from './helpers/sign.js'
 import { freePort, testDatabase } from './helpers/database.js'
-import { spawnHermes } from './helpers/process.js'
+import { spawnHermes, writeConfigFile } from './helpers/process.js'
 
 function writeConfig (dir: string, extra: Record<string, unknown>): string {
-  const file = join(dir, 'hermes.json')
-  writeFileSync(file, JSON.stringify({
-    port: 0,
-    host: '127.0.0.1',
-    workers: 2,
-    channels: { sms: { provider: 'mock', secrets: [SECRET] } },
-    providers: { mock: { kind: 'mock' } },
-    ...extra
-  }))
-  return file
+  return writeConfigFile(dir, { channels: { sms: { provider: 'mock', secrets: [SECRET] } }, providers: { mock: { kind: 'mock' } }, ...extra })
 }
 
 async function postSigned (port: number, payload: Record<string, unknown>): Promise<number> {

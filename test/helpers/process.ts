@@ -1,5 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+/**
+ * Writes a config file for a spawned Hermes into `dir`: loopback, any free
+ * port, two workers, info logs (waitForLog needs 'hermes started'), then `config`.
+ */
+export function writeConfigFile (dir: string, config: Record<string, unknown>): string {
+  const file = join(dir, 'hermes.json')
+  writeFileSync(file, JSON.stringify({ port: 0, host: '127.0.0.1', workers: 2, logLevel: 'info', ...config }))
+  return file
+}
 
 export const mainScript = fileURLToPath(new URL('../../src/main.js', import.meta.url))
 
