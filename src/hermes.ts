@@ -37,6 +37,8 @@ export interface Hermes {
 
 export interface StartOptions {
   readonly log?: Logger
+  /** The process-stage worker entry; tests substitute one that faults on purpose. */
+  readonly processWorker?: URL
 }
 
 /** Starts every stage, in dependency order: database, writer, workers, then the HTTP front end last. */
@@ -88,7 +90,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       workerSeq: new Int32Array(new SharedArrayBuffer(4))
     }
     const pool = new Piscina<ProcessTask, ProcessResult>({
-      filename: new URL('../workers/process.js', import.meta.url).href,
+      filename: (options.processWorker ?? new URL('../workers/process.js', import.meta.url)).href,
       minThreads: config.workers,
       maxThreads: config.workers,
       idleTimeout: Infinity,

@@ -35,3 +35,19 @@ t.test('terminating worker threads under load loses and duplicates nothing', asy
   const after = await h.postSigned('sms', smsPayload())
   t.equal(after.status, 202, 'and keeps serving')
 })
+
+t.test('a worker whose task throws, then whose thread dies, loses and duplicates nothing', async (t) => {
+  const faultyWorker = new URL('./fixtures/faulty-process-worker.js', import.meta.url)
+  const h = await startTestHermes(t, { workers: 2, taskRecords: 4 }, undefined, { processWorker: faultyWorker })
+  const payloads = Array.from({ length: 300 }, () => smsPayload())
+  const results = await Promise.all(payloads.map(async (p) => await h.postSigned('sms', p)))
+  t.same(results.map((r) => r.status), Array(300).fill(202), 'every webhook answered 202: each failed range succeeded on a healthy thread')
+  const stored = await h.db.query('SELECT external_id, count(*)::int AS n FROM message WHERE external_id = ANY($1) GROUP BY external_id', [payloads.map((p) => p['id'])])
+  t.equal(stored.rowCount, 300, 'all stored')
+  t.ok(stored.rows.every((r) => r['n'] === 1), 'each exactly once')
+  const metrics = (await send('GET', `${h.base}/metrics`)).text
+  const retried = Number(/hermes_worker_task_failures_total\{outcome="retried"\} (\d+)/.exec(metrics)?.[1] ?? 0)
+  t.equal(retried, 2, 'two ranges were processed again: the one whose task threw and the one whose thread died')
+  t.equal(h.hermes.workerThreads().length, 2, 'the dead thread was replaced')
+  t.equal((await h.postSigned('sms', smsPayload())).status, 202, 'and Hermes keeps serving')
+})

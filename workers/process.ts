@@ -9,14 +9,12 @@ import { processRange } from '../src/process/process-range.js'
 import { openMetrics } from '../src/metrics/thread-metrics.js'
 import { reportEventLoopUtilization } from '../src/metrics/event-loop.js'
 
-
 const data = workerData as ProcessWorkerData
 const ring = IngressRing.attach(data.ring)
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
-if (metrics !== undefined) {
-  const index = Atomics.add(data.workerSeq, 0, 1)
-  if (index < data.metrics!.spec.workers) reportEventLoopUtilization(metrics, `worker-${index}`)
-}
+/** This thread's number in start order; replacements of dead threads get new numbers. */
+export const threadIndex = Atomics.add(data.workerSeq, 0, 1)
+if (metrics !== undefined && threadIndex < data.metrics!.spec.workers) reportEventLoopUtilization(metrics, `worker-${threadIndex}`)
 
 export default function process (task: ProcessTask): unknown {
   const result: ProcessResult = processRange(ring, data.rules, data.toleranceSeconds, task)

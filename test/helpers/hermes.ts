@@ -1,6 +1,6 @@
 import { request } from 'node:http'
 import { resolveConfig, type HermesConfig } from '../../src/config.js'
-import { startHermes, type Hermes } from '../../src/hermes.js'
+import { startHermes, type Hermes, type StartOptions } from '../../src/hermes.js'
 import { createLogger } from '../../src/log.js'
 import { seedSignature } from './sign.js'
 import { testDatabase, type TestDatabase } from './database.js'
@@ -44,10 +44,10 @@ export function testConfig (databaseUrl: string, overrides: Record<string, unkno
 }
 
 /** Starts Hermes on a fresh database; everything is stopped in teardown. */
-export async function startTestHermes (t: TestContext, overrides: Record<string, unknown> = {}, db?: TestDatabase): Promise<TestHermes> {
+export async function startTestHermes (t: TestContext, overrides: Record<string, unknown> = {}, db?: TestDatabase, options: StartOptions = {}): Promise<TestHermes> {
   const database = db ?? await testDatabase(t)
   const config = testConfig(database.url, overrides)
-  const hermes = await startHermes(config, { log: createLogger(config.logLevel) })
+  const hermes = await startHermes(config, { log: createLogger(config.logLevel), ...options })
   t.teardown(() => hermes.stop())
   const base = `http://127.0.0.1:${hermes.port}`
   const post = async (channel: string, payload: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer> =>
