@@ -11,10 +11,10 @@ export interface Server {
 const running = new Set<ChildProcess>()
 process.once('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
-/** Spawns `node script args` and resolves once a JSON stdout line yields a port. */
-export async function startServer (script: string, args: string[], env: NodeJS.ProcessEnv, portOf: (line: Record<string, unknown>) => number | undefined): Promise<Server> {
+/** Spawns `node [nodeArgs] script args` and resolves once a JSON stdout line yields a port. */
+export async function startServer (script: string, args: string[], env: NodeJS.ProcessEnv, portOf: (line: Record<string, unknown>) => number | undefined, nodeArgs: readonly string[] = []): Promise<Server> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [...nodeArgs, script, ...args], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
     running.add(child)
     const lines: string[] = []
     let buffer = ''

@@ -8,6 +8,8 @@
  * --workload repeat|cold, --overload S, --rows N (storage scenarios),
  * --scenarios a,b,… (ceiling, naive, durable, durable-half, enqueued,
  * raw-copy, writer, overload), --out DIR (default bench/results).
+ * BENCH_HERMES_NODE_ARGS (space-separated) go on Hermes' node command line,
+ * e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' for one profile per thread.
  */
 import { mkdtempSync, chmodSync, writeFileSync, readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
 import { tmpdir, cpus } from 'node:os'
@@ -27,6 +29,7 @@ import { prepareDatabase } from '../src/store/schema.js'
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url))
 const secret = 'bench-secret'
+const hermesNodeArgs = (process.env['BENCH_HERMES_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')
 const allScenarios = ['ceiling', 'naive', 'durable', 'durable-half', 'enqueued', 'raw-copy', 'writer', 'overload'] as const
 type Scenario = typeof allScenarios[number]
 
@@ -102,7 +105,7 @@ async function main (): Promise<void> {
     const startHermes = async (extra: Record<string, unknown>): Promise<Server> => {
       const file = join(work, `hermes-${Date.now()}.json`)
       writeFileSync(file, JSON.stringify({ ...configObject, port: await freePort(), ...extra }))
-      return await startServer(here('../src/main.js'), ['--config', file], {}, (l) => l['msg'] === 'hermes started' ? l['port'] as number : undefined)
+      return await startServer(here('../src/main.js'), ['--config', file], {}, (l) => l['msg'] === 'hermes started' ? l['port'] as number : undefined, hermesNodeArgs)
     }
 
     const httpRun = async (scenario: Scenario, conns: number, seconds: number): Promise<HttpRun> => {
