@@ -1,6 +1,6 @@
 // A provider's rate limit holds at the provider: with perSecond 20 and burst 5, no 1-second window sees more than 25 requests, and every message arrives exactly once.
 import t from 'tap'
-import { dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
+import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
 
 const fake = await startFakeProvider(t)
 const fx = await dispatchFixture(t, {
@@ -20,12 +20,7 @@ t.test('200 messages at 20/s with a burst of 5', async (t) => {
   const rows = await fx.waitForStatus(ids, 'sent', 30_000)
 
   const arrivals = fake.requests.map((r) => r.at).sort((a, b) => a - b)
-  let busiest = 0
-  for (let i = 0, j = 0; i < arrivals.length; i++) {
-    // half-open windows [t, t + 1 s), as a rate is measured
-    while (j < arrivals.length && arrivals[j]! - arrivals[i]! < 1000) j++
-    busiest = Math.max(busiest, j - i)
-  }
+  const busiest = busiestWindow(arrivals)
   t.ok(busiest <= 25, `the busiest 1-second window held ${busiest} requests (at most burst + perSecond = 25)`)
   t.ok(busiest >= 20, 'and the limit was used, not undershot')
   const span = arrivals.at(-1)! - arrivals[0]!

@@ -148,6 +148,21 @@ export async function startFakeProvider (t: Teardown, options: { record?: boolea
   }
 }
 
+/**
+ * The most of `times` (ms, any order) that fall in one half-open window
+ * [t, t + windowMs), as a rate is measured: what a provider's rate limit is
+ * checked against (at most burst + perSecond per second).
+ */
+export function busiestWindow (times: readonly number[], windowMs = 1000): number {
+  const sorted = [...times].sort((a, b) => a - b)
+  let busiest = 0
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (j < sorted.length && sorted[j]! - sorted[i]! < windowMs) j++
+    busiest = Math.max(busiest, j - i)
+  }
+  return busiest
+}
+
 function parseRequest (method: string, url: string, headers: IncomingHttpHeaders, raw: string): FakeRequest {
   const path = url.split('?')[0]!
   const at = Date.now()
