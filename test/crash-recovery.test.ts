@@ -1,8 +1,8 @@
 // SIGKILL under load, several times: every webhook answered 202 (durable) is in the database exactly
 // once, and after restarts every one of them is delivered; duplicates only from sends in flight at a kill.
 import t from 'tap'
-import { send, SECRET } from './helpers/hermes.js'
-import { seedSignature } from './helpers/sign.js'
+import { SECRET } from './helpers/hermes.js'
+import { startLoad } from './helpers/load.js'
 import { testDatabase } from './helpers/database.js'
 import { spawnHermes, writeConfigFile, type RunningHermes } from './helpers/process.js'
 import { startFakeProvider } from './helpers/fake-provider.js'
@@ -28,28 +28,21 @@ async function start (): Promise<{ run: RunningHermes, port: number }> {
 let sequence = 0
 const acknowledged: string[] = []
 
-/** Posts unique webhooks from `lanes` concurrent clients until the process dies; returns the ids answered 202. */
+/** Posts unique webhooks from 32 concurrent clients, SIGKILLs the process after `killAfter` answers; returns the ids answered 202. */
 async function loadUntilKilled (port: number, run: RunningHermes, killAfter: number): Promise<string[]> {
-  const ok: string[] = []
-  let answered = 0
-  let dead = false
-  const lane = async (): Promise<void> => {
-    while (!dead) {
+  const load = startLoad({
+    url: `http://127.0.0.1:${port}/webhooks/sms`,
+    lanes: 32,
+    next: () => {
       const n = ++sequence
       const id = `crash-${n}`
-      const body = JSON.stringify({ id, from: '+14155550000', to: `+1650${String(n).padStart(7, '0')}`, body: `crash test ${n}` })
-      try {
-        const answer = await send('POST', `http://127.0.0.1:${port}/webhooks/sms`, body, seedSignature(SECRET, body))
-        if (answer.status === 202) ok.push(id)
-        if (++answered === killAfter) { run.child.kill('SIGKILL'); dead = true }
-      } catch {
-        dead = true // connection refused or reset: the process is gone
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: 32 }, lane))
+      return { id, body: JSON.stringify({ id, from: '+14155550000', to: `+1650${String(n).padStart(7, '0')}`, body: `crash test ${n}` }) }
+    },
+    onAnswer: (answered) => { if (answered === killAfter) { run.child.kill('SIGKILL'); load.stop() } }
+  })
+  const result = await load.finished
   await run.exited
-  return ok
+  return result.acknowledged
 }
 
 t.test(`${kKills} SIGKILLs under load lose no acknowledged webhook`, async (t) => {
