@@ -65,9 +65,7 @@ export class WriterLoop {
           continue
         }
         await this.gather()
-        const group = this.take()
-        await this.commitOrIsolate(group)
-        this.setQueued(this.queuedRows - rowCount(group))
+        await this.commitOrIsolate(this.take())
         backoff = kMinBackoffMs
       } catch (error) {
         // Only transient failures reach here; the group is still queued.
@@ -120,9 +118,9 @@ export class WriterLoop {
     try {
       const started = performance.now()
       const { inserted, attachments, byChannel } = await this.commit(group)
-      this.queue.splice(0, group.length)
-      const elapsedMs = performance.now() - started
       const rows = rowCount(group)
+      this.dequeue(group.length, rows)
+      const elapsedMs = performance.now() - started
       this.options.log.debug({ rows, inserted, elapsedMs }, 'batch committed')
       const m = this.options.metrics
       if (m !== undefined) {
@@ -146,7 +144,7 @@ export class WriterLoop {
   private async isolate (group: RowBatch[], cause: unknown): Promise<void> {
     const rows = group.length === 1 && group[0]!.slots.length === 1 ? [] : group.flatMap(splitRows)
     if (rows.length === 0) {
-      this.queue.splice(0, 1)
+      this.dequeue(1, 1)
       const message = cause instanceof Error ? cause.message : String(cause)
       this.options.log.error({ code: 'HERMES_ERR_STORE_REFUSED', err: message }, 'PostgreSQL refused a row')
       this.options.post({ type: 'rejected', slots: group[0]!.slots, code: 'HERMES_ERR_STORE_REFUSED', message: `the database refused this message: ${message}` })
@@ -217,6 +215,17 @@ export class WriterLoop {
       this.options.log.error({ code: 'HERMES_ERR_DATABASE', err: message }, 'database unreachable; retrying')
       this.options.post({ type: 'database', up: false, error: message })
     }
+  }
+
+  /**
+   * Takes committed (or refused) batches off the queue's front, lowering the
+   * shared queued-rows count *before* the main thread hears of the commit:
+   * it reads that count to decide whether to feed the workers, and a stale
+   * count after the last commit would leave a full ring unfed for good.
+   */
+  private dequeue (batches: number, rows: number): void {
+    this.queue.splice(0, batches)
+    this.setQueued(this.queuedRows - rows)
   }
 
   private setQueued (rows: number): void {
