@@ -12,11 +12,13 @@ const kKills = 3
 
 const db = await testDatabase(t)
 const fake = await startFakeProvider(t)
+// timeoutMs is generous on purpose: a send that timed out after reaching the fake is retried, a
+// duplicate the crash did not cause; only sends cut off by a kill may be counted here.
 const file = writeConfigFile(t.testdir(), {
   database: { url: db.url },
   dispatch: { leaseMs: 1000, pollMs: 100 },
   channels: { sms: { provider: 'twilio', secrets: [SECRET] } },
-  providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', concurrency: kConcurrency, timeoutMs: 300, rateLimit: { perSecond: 100000, burst: 1000 }, retry: { maxAttempts: 20, baseDelayMs: 20, maxDelayMs: 200 } } }
+  providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', concurrency: kConcurrency, timeoutMs: 2000, rateLimit: { perSecond: 100000, burst: 1000 }, retry: { maxAttempts: 20, baseDelayMs: 20, maxDelayMs: 200 } } }
 })
 
 async function start (): Promise<{ run: RunningHermes, port: number }> {

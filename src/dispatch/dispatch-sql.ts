@@ -74,14 +74,16 @@ UPDATE message m
        dispatched_at = CASE WHEN v.status = 'sent' THEN now() ELSE m.dispatched_at END
   FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::int[], $5::float8[], $6::text[], $7::text[])
        AS v(id, lease, status, counted, delay_ms, provider_message_id, last_error)
- WHERE m.id = v.id AND m.dispatch_status = 'sending' AND m.claimed_until = v.lease`
+ WHERE m.id = v.id AND m.dispatch_status = 'sending' AND m.claimed_until = v.lease
+RETURNING m.id::text`
 
 /** Gives claimed but unsent messages back, untouched otherwise (no attempt counted, same due time). */
 export const releaseSql = `
 UPDATE message m
    SET dispatch_status = 'pending', claimed_until = NULL
   FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, lease)
- WHERE m.id = v.id AND m.dispatch_status = 'sending' AND m.claimed_until = v.lease`
+ WHERE m.id = v.id AND m.dispatch_status = 'sending' AND m.claimed_until = v.lease
+RETURNING m.id::text`
 
 export const channelIdsSql = 'SELECT id, name FROM channel WHERE name = ANY($1::text[])'
 

@@ -74,8 +74,9 @@ export class StatusWriter {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.slice(0, kMaxRowsPerWrite)
+        let again: Entry[] = []
         try {
-          await this.write(batch)
+          again = await this.write(batch)
         } catch (error) {
           if (isTransientDatabaseError(error)) {
             this.retryMs = Math.min(this.retryMs * 2, kMaxRetryMs)
@@ -86,31 +87,46 @@ export class StatusWriter {
           // claimed and are sent again once their lease ends: a duplicate, never a loss.
           this.log.error({ code: 'HERMES_ERR_DISPATCH_WRITE', err: (error as Error).message, rows: batch.length }, 'dispatch: could not store outcomes; their messages will be retried after the lease')
         }
-        this.queue.splice(0, batch.length)
+        this.queue.splice(0, batch.length, ...again)
         this.retryMs = kMinRetryMs
-        this.onStored(batch)
+        this.onStored(again.length === 0 ? batch : batch.filter((entry) => !again.includes(entry)))
       }
     } finally {
       this.running = null
     }
   }
 
-  private async write (batch: readonly Entry[]): Promise<void> {
+  /**
+   * Stores a batch; returns the entries to write again. A write matches the
+   * lease it was built with; if this instance re-claimed the message
+   * meanwhile (its lease ran out while the send was in flight, and a claim
+   * of ours took it again), the item now carries the newer lease and the
+   * write is repeated with it. Left unstored, the message would sit claimed
+   * by nobody until that lease ran out, and be sent a second time.
+   */
+  private async write (batch: readonly Entry[]): Promise<Entry[]> {
     const outcomes: Outcome[] = []
     const released: Claimed[] = []
-    for (const { item, decision } of batch) {
+    const leases = new Map<Entry, string>()
+    for (const entry of batch) {
+      const { item, decision } = entry
+      leases.set(entry, item.lease)
       if (decision === null) released.push(item)
       else outcomes.push({ id: item.id, lease: item.lease, ...decision })
     }
-    let stored = 0
-    if (outcomes.length > 0) stored += (await this.session.query(outcomeSql, outcomeParams(outcomes))).rowCount ?? 0
+    const stored = new Set<string>()
+    if (outcomes.length > 0) for (const row of (await this.session.query<{ id: string }>(outcomeSql, outcomeParams(outcomes))).rows) stored.add(row.id)
     if (released.length > 0) {
-      stored += (await this.session.query(releaseSql, [released.map((i) => i.id), released.map((i) => i.lease)])).rowCount ?? 0
+      for (const row of (await this.session.query<{ id: string }>(releaseSql, [released.map((i) => i.id), released.map((i) => i.lease)])).rows) stored.add(row.id)
     }
-    if (stored < batch.length) {
-      // Only possible when a lease ran out and another instance claimed the message since.
-      this.log.warn({ code: 'HERMES_ERR_DISPATCH_LEASE_LOST', rows: batch.length - stored }, 'dispatch: outcomes for messages whose claim had expired were not stored')
+    if (stored.size === batch.length) return []
+    const again = batch.filter((entry) => !stored.has(entry.item.id) && entry.item.lease !== leases.get(entry))
+    const lost = batch.length - stored.size - again.length
+    if (lost > 0) {
+      // The lease ran out and another instance claimed the message since: its outcome is that instance's now.
+      this.log.warn({ code: 'HERMES_ERR_DISPATCH_LEASE_LOST', rows: lost }, 'dispatch: outcomes for messages whose claim had expired were not stored')
     }
+    return again
   }
 }
 
