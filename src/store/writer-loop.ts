@@ -188,6 +188,10 @@ export class WriterLoop {
     })
     try {
       await client.connect()
+      // Let PostgreSQL notice a dead Hermes while this session waits on a lock: otherwise a killed
+      // writer's merge can stay open (holding its new parties' keys) until the lock is released.
+      // PostgreSQL 14+; older servers refuse the setting, and do without.
+      await client.query("SET client_connection_check_interval = '1s'").catch(() => {})
       await client.query(createStagingTable)
     } catch (error) {
       await client.end().catch(() => {})
