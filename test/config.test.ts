@@ -78,7 +78,7 @@ t.test('a file with only channels and providers gets every default', async (t) =
         from: null,
         rateLimit: { perSecond: 100, burst: 100 },
         concurrency: 32,
-        retry: { maxAttempts: 8, baseDelayMs: 500, maxDelayMs: 600000 },
+        retry: { maxAttempts: 12, baseDelayMs: 500, maxDelayMs: 600000 },
         timeoutMs: 10000
       }
     },
@@ -109,7 +109,7 @@ t.test('the design.md example is accepted as written', async (t) => {
   t.equal(config.channels.email.type, 'email', 'the type defaults to the channel name')
   t.match(config.providers.twilio, { kind: 'twilio', baseUrl: 'https://api.twilio.com', accountSid: 'AC123', authToken: 'token', apiKey: null })
   t.strictSame(config.providers.sendgrid.rateLimit, { perSecond: 600, burst: 600 })
-  t.strictSame(config.providers.sendgrid.retry, { maxAttempts: 8, baseDelayMs: 500, maxDelayMs: 600000 }, 'retry defaults')
+  t.strictSame(config.providers.sendgrid.retry, { maxAttempts: 12, baseDelayMs: 500, maxDelayMs: 600000 }, 'retry defaults')
 })
 
 t.test('every field can be set in the file', async (t) => {
