@@ -8,9 +8,9 @@ import type { FromWriter, ProcessResult, ProcessTask, ProcessWorkerData, ToWrite
 import type { DispatchData, ToDispatch } from './dispatch/dispatch-data.js'
 import { startThread, stopThread } from './threads.js'
 import { SharedMetrics } from './metrics/shared-metrics.js'
-import { metricsLayout, type MetricsSpec } from './metrics/definitions.js'
+import { metricsLayout, workerNames, type MetricsSpec } from './metrics/definitions.js'
 import { metricsData } from './metrics/thread-metrics.js'
-import { reportEventLoopUtilization } from './metrics/event-loop.js'
+import { reportEventLoopUtilization, reportWorkerUtilization } from './metrics/event-loop.js'
 import { createRegistry, type ScrapeGauge } from './metrics/exposition.js'
 import { HttpMeter } from './http/http-metrics.js'
 import { createStatusBlock, kDatabaseUp, kDraining, kWriterQueuedRows, kWriterReady } from './shared-status.js'
@@ -71,6 +71,8 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
     const shared = metricsData(metrics, metricsSpec)
     const stopMainLoopReport = reportEventLoopUtilization(metrics, 'main')
     stack.push(async () => stopMainLoopReport())
+    const stopWorkerReport = reportWorkerUtilization(metrics, workerNames(config.workers))
+    stack.push(async () => stopWorkerReport())
     const meter = new HttpMeter(metrics, channels)
     const pending = new PendingRequests(config.ackTimeoutMs, meter)
     stack.push(async () => pending.close())

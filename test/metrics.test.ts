@@ -79,6 +79,9 @@ t.test('every thread reports its event-loop utilisation, and process defaults ar
   for (const thread of ['main', 'writer', 'dispatch', 'worker-0', 'worker-1']) {
     t.ok(m.has(`hermes_event_loop_utilization{thread="${thread}"}`), thread)
   }
+  // Workers report time spent on tasks (an idle Piscina worker blocks in Atomics.wait, so its own ELU means nothing).
+  const busy = (m.get('hermes_worker_busy_seconds_total{thread="worker-0"}') ?? 0) + (m.get('hermes_worker_busy_seconds_total{thread="worker-1"}') ?? 0)
+  t.ok(busy > 0, `the workers count their busy time (${busy.toFixed(4)} s so far)`)
   t.ok(m.has('hermes_process_resident_memory_bytes'))
   t.ok(m.has('hermes_nodejs_heap_size_used_bytes'))
 })

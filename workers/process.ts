@@ -7,14 +7,15 @@ import { IngressRing } from '../src/ingest/ring-buffer.js'
 import type { ProcessResult, ProcessTask, ProcessWorkerData } from '../src/messages.js'
 import { processRange } from '../src/process/process-range.js'
 import { openMetrics } from '../src/metrics/thread-metrics.js'
-import { reportEventLoopUtilization } from '../src/metrics/event-loop.js'
 
 const data = workerData as ProcessWorkerData
 const ring = IngressRing.attach(data.ring)
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 /** This thread's number in start order; replacements of dead threads get new numbers. */
 export const threadIndex = Atomics.add(data.workerSeq, 0, 1)
-if (metrics !== undefined && threadIndex < data.metrics!.spec.workers) reportEventLoopUtilization(metrics, `worker-${threadIndex}`)
+// Busy time, not event-loop utilisation: Piscina parks an idle worker in a
+// blocking Atomics.wait, which stalls its timers and counts as "running".
+const busy = metrics?.slot('hermes_worker_busy_seconds_total', [`worker-${threadIndex % data.metrics!.spec.workers}`])
 
 export default function process (task: ProcessTask): unknown {
   const result: ProcessResult = processRange(ring, data.rules, data.toleranceSeconds, task)
@@ -22,6 +23,7 @@ export default function process (task: ProcessTask): unknown {
     metrics.inc('hermes_worker_records_total', ['accepted'], result.acceptedSlots.length)
     metrics.inc('hermes_worker_records_total', ['rejected'], result.rejected.length)
     metrics.observe('hermes_worker_task_seconds', [], result.elapsedMs / 1000)
+    metrics.add(busy!, result.elapsedMs / 1000)
   }
   // Transfer the row and slot bytes back instead of cloning them.
   return move({

@@ -16,7 +16,12 @@ export const rejectionCodes: readonly string[] = [...new Set(Object.values(Rejec
 const seconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 export function threadNames (workers: number): string[] {
-  return ['main', 'writer', 'dispatch', ...Array.from({ length: workers }, (_, i) => `worker-${i}`)]
+  return ['main', 'writer', 'dispatch', ...workerNames(workers)]
+}
+
+/** worker-N is the pool's Nth slot: a thread that replaces a dead one reports under the same name. */
+export function workerNames (workers: number): string[] {
+  return Array.from({ length: workers }, (_, i) => `worker-${i}`)
 }
 
 export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
@@ -31,6 +36,7 @@ export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
     { name: 'hermes_commit_latency_seconds', help: 'Durable mode: time from receipt to the commit of the message', type: 'histogram', buckets: seconds, scale: 1e6 },
     { name: 'hermes_worker_records_total', help: 'Ring records processed by the workers, by outcome', type: 'counter', labels: [['outcome', ['accepted', 'rejected']]] },
     { name: 'hermes_worker_task_failures_total', help: 'Worker tasks that failed (a worker died or threw): retried once, then failed (answered 500)', type: 'counter', labels: [['outcome', ['retried', 'failed']]] },
+    { name: 'hermes_worker_busy_seconds_total', help: 'Time each worker thread spent on tasks (its utilisation is the rate of this)', type: 'counter', labels: [['thread', workerNames(spec.workers)]], scale: 1e6 },
     { name: 'hermes_worker_task_seconds', help: 'Time a worker spends on one range of records (verify, parse, validate, encode)', type: 'histogram', buckets: seconds, scale: 1e6 },
     { name: 'hermes_writer_batches_total', help: 'Transactions committed by the writer', type: 'counter' },
     { name: 'hermes_writer_batch_rows', help: 'Rows per committed transaction', type: 'histogram', buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000] },
