@@ -72,9 +72,10 @@ RETURNING s.from_address, s.to_address, s.from_id::text, s.to_id::text, s.conver
 export const insertStaging = `
 WITH batch AS (
   -- the same (channel, id) twice in one batch is one message
-  SELECT DISTINCT ON (channel, external_id) s.*, (SELECT id FROM channel WHERE name = s.channel) AS channel_id
-  FROM hermes_staging s
-  ORDER BY channel, external_id
+  -- LEFT JOIN: an unknown channel becomes a NULL channel_id, a NOT NULL error (isolated, refused), never a dropped row
+  SELECT DISTINCT ON (s.channel, s.external_id) s.*, c.id AS channel_id
+  FROM hermes_staging s LEFT JOIN channel c ON c.name = s.channel
+  ORDER BY s.channel, s.external_id
 ), inserted AS (
   INSERT INTO message (channel_id, external_id, conversation_id, sender_id, recipient_id, body, sent_at, received_at)
   SELECT channel_id, external_id, conversation_id, from_id, to_id, body, sent_at, received_at
@@ -93,8 +94,8 @@ WITH batch AS (
 SELECT (SELECT count(*) FROM inserted)::int AS inserted,
        (SELECT count(*) FROM attachments)::int AS attachments,
        (SELECT count(*) FROM batch)::int AS distinct_rows,
-       (SELECT coalesce(json_object_agg(b.channel, b.n), '{}')
-          FROM (SELECT b.channel, count(*) AS n FROM inserted i JOIN batch b ON b.channel_id = i.channel_id AND b.external_id = i.external_id GROUP BY b.channel) b
+       (SELECT coalesce(json_object_agg(c.name, x.n), '{}')
+          FROM (SELECT channel_id, count(*) AS n FROM inserted GROUP BY channel_id) x JOIN channel c ON c.id = x.channel_id
        ) AS by_channel;
 
 COMMIT`
