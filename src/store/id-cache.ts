@@ -19,7 +19,8 @@ export interface AnnotatedRows {
   readonly uncached: number
 }
 
-const kTab = '\t'
+const kTab = 0x09
+const kNewline = 0x0a
 const pairKey = (a: string, b: string): string => (a < b ? `${a}\n${b}` : `${b}\n${a}`)
 
 export class IdCache {
@@ -34,36 +35,51 @@ export class IdCache {
    * Prefixes each COPY line with `from_id, to_id, conversation_id` (`\N` when
    * unknown). Columns 4 and 5 of a line are the addresses; validation
    * guarantees they hold no tab or backslash, so the raw text is the value.
+   * Works on the bytes: only the two addresses are decoded, and the lines
+   * are copied once into the output (decoding whole batches to a string and
+   * concatenating cost the writer ~7 us a row).
    */
   annotate (rows: Uint8Array): AnnotatedRows {
-    const text = Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength).toString('utf8')
-    let out = ''
+    const input = Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength)
+    const prefixes: string[] = []
+    const ends: number[] = []
+    let prefixBytes = 0
     let uncached = 0
-    let start = 0
-    while (start < text.length) {
-      const end = text.indexOf('\n', start) + 1
-      const line = text.slice(start, end)
-      start = end
-      const t1 = line.indexOf(kTab)
-      const t2 = line.indexOf(kTab, t1 + 1)
-      const t3 = line.indexOf(kTab, t2 + 1)
-      const t4 = line.indexOf(kTab, t3 + 1)
-      const t5 = line.indexOf(kTab, t4 + 1)
-      const from = line.slice(t3 + 1, t4)
-      const to = line.slice(t4 + 1, t5)
+    for (let start = 0; start < input.length;) {
+      const t1 = input.indexOf(kTab, start)
+      const t2 = input.indexOf(kTab, t1 + 1)
+      const t3 = input.indexOf(kTab, t2 + 1)
+      const t4 = input.indexOf(kTab, t3 + 1)
+      const t5 = input.indexOf(kTab, t4 + 1)
+      const from = input.toString('utf8', t3 + 1, t4)
+      const to = input.toString('utf8', t4 + 1, t5)
       const conversation = this.conversations.get(pairKey(from, to))
       const fromId = this.parties.get(from)
       const toId = this.parties.get(to)
+      let prefix: string
       if (conversation === undefined || fromId === undefined || toId === undefined) {
         uncached++
         this.misses++
-        out += `${fromId ?? '\\N'}\t${toId ?? '\\N'}\t\\N\t${line}`
+        prefix = `${fromId ?? '\\N'}\t${toId ?? '\\N'}\t\\N\t`
       } else {
         this.hits++
-        out += `${fromId}\t${toId}\t${conversation}\t${line}`
+        prefix = `${fromId}\t${toId}\t${conversation}\t`
       }
+      prefixes.push(prefix)
+      prefixBytes += prefix.length // ASCII: digits, tabs, \N
+      const newline = input.indexOf(kNewline, t5)
+      start = newline < 0 ? input.length : newline + 1
+      ends.push(start)
     }
-    return { rows: Buffer.from(out, 'utf8'), uncached }
+    const out = Buffer.allocUnsafe(input.length + prefixBytes)
+    let at = 0
+    let start = 0
+    for (let line = 0; line < ends.length; line++) {
+      at += out.write(prefixes[line]!, at, 'latin1')
+      at += input.copy(out, at, start, ends[line])
+      start = ends[line]!
+    }
+    return { rows: out, uncached }
   }
 
   /** Learns ids resolved by a transaction that has committed. */
