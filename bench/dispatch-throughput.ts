@@ -1,4 +1,4 @@
-// Run: node dist/bench/dispatch-throughput.js (DISPATCH_BENCH_MESSAGES=N). How fast one dispatch thread delivers when the rate limit is out of the way: against the loopback fake (one keep-alive pool) and against mock (no network).
+// Run: node dist/bench/dispatch-throughput.js (DISPATCH_BENCH_MESSAGES=N, DISPATCH_BENCH_CONCURRENCY=C, default 64). How fast one dispatch thread delivers when the rate limit is out of the way: against the loopback fake (one keep-alive pool) and against mock (no network).
 import t from 'tap'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
@@ -6,7 +6,8 @@ import type { DispatchData, FromDispatch } from '../src/dispatch/dispatch-data.j
 import { dispatchFixture, startFakeProvider } from '../test/helpers/fake-provider.js'
 
 const count = Number(process.env['DISPATCH_BENCH_MESSAGES'] ?? 10_000)
-const fast = { rateLimit: { perSecond: 1_000_000, burst: 1_000_000 }, concurrency: 64, retry: { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 100 } }
+const concurrency = Number(process.env['DISPATCH_BENCH_CONCURRENCY'] ?? 64)
+const fast = { rateLimit: { perSecond: 1_000_000, burst: 1_000_000 }, concurrency, retry: { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 100 } }
 const fake = await startFakeProvider(t)
 const fx = await dispatchFixture(t, {
   channels: { sms: { provider: 'twilio' }, email: { provider: 'mock' } },
@@ -41,11 +42,11 @@ async function measure (channel: string): Promise<{ perSecond: number; elapsedMs
   return { perSecond: Math.round(count / (elapsedMs / 1000)), elapsedMs: Math.round(elapsedMs) }
 }
 
-t.test(`${count} messages through the fake Twilio (HTTP keep-alive, concurrency 64), stored as sent`, async (t) => {
+t.test(`${count} messages through the fake Twilio (HTTP keep-alive, concurrency ${concurrency}), stored as sent`, async (t) => {
   const { perSecond, elapsedMs } = await measure('sms')
   t.comment(`twilio over loopback: ${count} sent in ${elapsedMs} ms = ${perSecond} sends/s (connections opened: ${fake.connections})`)
   t.equal(fake.requests.length, count, 'each message sent once')
-  t.ok(fake.connections <= 64, 'one pool, at most its concurrency in connections')
+  t.ok(fake.connections <= concurrency, 'one pool, at most its concurrency in connections')
   t.ok(perSecond > 500, 'not pathologically slow')
 })
 
