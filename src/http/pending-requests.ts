@@ -3,6 +3,8 @@ import { Rejection } from '../errors.js'
 import { acceptedBody, sendError, sendJson, type ErrorAnswer } from './answers.js'
 import type { HttpMeter } from './http-metrics.js'
 
+const kSweepMs = 50
+
 interface Pending {
   readonly res: HttpResponse
   readonly requestId: string
@@ -24,8 +26,10 @@ export class PendingRequests {
 
   constructor (private readonly ackTimeoutMs: number, private readonly meter: HttpMeter) {
     // All requests share one timeout, so Map insertion order is deadline
-    // order and a sweep stops at the first request still in time.
-    this.timer = setInterval(() => this.sweep(Date.now()), Math.min(250, ackTimeoutMs))
+    // order and a sweep stops at the first request still in time: cheap
+    // enough to run every 50 ms, which is how late past its ack timeout a
+    // request can be answered (the contract says "at most an ack timeout").
+    this.timer = setInterval(() => this.sweep(Date.now()), Math.min(kSweepMs, ackTimeoutMs))
     this.timer.unref()
   }
 
