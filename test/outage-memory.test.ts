@@ -12,7 +12,7 @@ import { until } from './helpers/wait.js'
 
 const kClients = 64
 const kAckTimeoutMs = 3000
-/** Any answer, at any time, comes within this: the ack timeout, its 250 ms sweep, and a loaded machine. */
+/** Any answer, at any time, comes within this: the ack timeout, its 50 ms sweep, and a loaded machine. */
 const kAnswerBoundMs = kAckTimeoutMs + 2000
 const kOutageMs = 8000
 /** On a machine so busy that 8 s of refusals are too few to prove anything (see kAllowanceBytes), the outage runs on, up to this. */
