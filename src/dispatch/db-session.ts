@@ -18,10 +18,16 @@ export class DbSession {
 
   constructor (private readonly url: string, private readonly log: Logger) {}
 
-  async query<R extends pg.QueryResultRow = pg.QueryResultRow> (sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+  /**
+   * Runs one statement. With a `name` it is a prepared statement of this
+   * connection (pg prepares it again after a reconnect): the dispatcher's
+   * claims and write-backs run hundreds of times a second, often for a few
+   * rows, and planning them afresh cost as much as executing them.
+   */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow> (sql: string, params?: unknown[], name?: string): Promise<pg.QueryResult<R>> {
     const client = await this.connect()
     try {
-      const result = await client.query<R>(sql, params)
+      const result = name === undefined ? await client.query<R>(sql, params) : await client.query<R>({ name, text: sql, values: params ?? [] })
       this.markUp()
       return result
     } catch (error) {

@@ -211,7 +211,7 @@ export class Dispatcher {
         const wakes = lane.wakeCount
         let rows: ClaimedRow[]
         try {
-          rows = (await this.session.query<ClaimedRow>(claimSql, [lane.channelIds, want, lane.leaseMs])).rows
+          rows = (await this.session.query<ClaimedRow>(claimSql, [lane.channelIds, want, lane.leaseMs], 'hermes_claim')).rows
           this.claimRetryMs = kMinClaimRetryMs
         } catch (error) {
           this.log.debug({ err: (error as Error).message }, 'dispatch: claim failed')

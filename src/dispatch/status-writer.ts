@@ -115,9 +115,9 @@ export class StatusWriter {
       else outcomes.push({ id: item.id, lease: item.lease, ...decision })
     }
     const stored = new Set<string>()
-    if (outcomes.length > 0) for (const row of (await this.session.query<{ id: string }>(outcomeSql, outcomeParams(outcomes))).rows) stored.add(row.id)
+    if (outcomes.length > 0) for (const row of (await this.session.query<{ id: string }>(outcomeSql, outcomeParams(outcomes), 'hermes_outcome')).rows) stored.add(row.id)
     if (released.length > 0) {
-      for (const row of (await this.session.query<{ id: string }>(releaseSql, [released.map((i) => i.id), released.map((i) => i.lease)])).rows) stored.add(row.id)
+      for (const row of (await this.session.query<{ id: string }>(releaseSql, [released.map((i) => i.id), released.map((i) => i.lease)], 'hermes_release')).rows) stored.add(row.id)
     }
     if (stored.size === batch.length) return []
     const again = batch.filter((entry) => !stored.has(entry.item.id) && entry.item.lease !== leases.get(entry))
