@@ -1,3 +1,4 @@
+import { readFileSync, rmSync } from 'node:fs'
 import { mkdtemp, chmod, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -5,6 +6,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/store/embedded-postgres.js'
 import { createLogger } from '../../src/log.js'
+import { onFatalSignal } from './fatal-signal.js'
 
 export interface TestDatabase {
   readonly url: string
@@ -54,7 +56,20 @@ export async function testDatabase (t: Teardown): Promise<TestDatabase> {
     },
     query: async (sql, params) => await pool.query(sql, params)
   }
+  // Last resort when the test process ends without its teardown (a tap timeout sends SIGALRM):
+  // an immediate shutdown of the server, synchronously, or it outlives the test.
+  const abandon = (): void => {
+    if (server === null) return
+    try {
+      const pid = Number(readFileSync(join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0])
+      if (pid > 0) process.kill(pid, 'SIGQUIT')
+    } catch {}
+    try { rmSync(dir, { recursive: true, force: true }) } catch {}
+  }
+  process.once('exit', abandon)
+  onFatalSignal()
   t.teardown(async () => {
+    process.off('exit', abandon)
     await pool.end().catch(() => {})
     await db.stop()
     await rm(dir, { recursive: true, force: true })

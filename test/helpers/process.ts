@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { onFatalSignal } from './fatal-signal.js'
 
 /**
  * Writes a config file for a spawned Hermes into `dir`: loopback, any free
@@ -45,7 +46,7 @@ export function spawnHermes (t: { teardown (fn: () => unknown): void }, args: st
   // If the test process itself ends early (a timeout, a crash), take the child with it.
   const killOnExit = (): void => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }
   process.once('exit', killOnExit)
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => { killOnExit(); process.exit(1) })
+  onFatalSignal()
   t.teardown(async () => {
     process.off('exit', killOnExit)
     if (child.exitCode === null && child.signalCode === null) {
