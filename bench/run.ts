@@ -48,7 +48,7 @@ const scenarios = option('scenarios', allScenarios.join(',')).split(',') as Scen
 const outDir = option('out', here('../../bench/results'))
 for (const s of scenarios) if (!allScenarios.includes(s)) throw new Error(`unknown scenario ${s}; known: ${allScenarios.join(', ')}`)
 
-interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string }
+interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string, readonly recordsPerTask: number | null }
 
 async function main (): Promise<void> {
   await ensureWrk()
@@ -153,7 +153,9 @@ async function main (): Promise<void> {
         rssBefore,
         rssAfter,
         commitP99: metrics === null ? null : quantile(metrics, 'hermes_commit_latency_seconds', 0.99),
-        busiestThread: busiest === undefined ? '' : `${/thread="([^"]+)"/.exec(busiest[0])![1]} ${busiest[1].toFixed(2)}`
+        busiestThread: busiest === undefined ? '' : `${/thread="([^"]+)"/.exec(busiest[0])![1]} ${busiest[1].toFixed(2)}`,
+        // How well the feeder batches: ring records per worker task (each task costs the main thread a postMessage and a wake-up).
+        recordsPerTask: metrics === null ? null : ((metrics.get('hermes_worker_records_total{outcome="accepted"}') ?? 0) + (metrics.get('hermes_worker_records_total{outcome="rejected"}') ?? 0)) / Math.max(1, metrics.get('hermes_worker_task_seconds_count') ?? 0)
       }
     }
 
@@ -189,7 +191,10 @@ async function main (): Promise<void> {
       const counted = rs.map((r) => scenario === 'ceiling' ? r.rps : r.confirmed / seconds)
       const note = scenario === 'overload'
         ? `503 share ${(100 * median(rs.map((r) => r.refused / Math.max(1, r.accepted + r.refused + r.other)))).toFixed(0)}%, Retry-After on ${median(rs.map((r) => r.refused === 0 ? 1 : r.retryAfter / r.refused)) * 100}% of 503s, RSS ${(median(rs.map((r) => r.rssBefore)) / 2 ** 20).toFixed(0)}→${(median(rs.map((r) => r.rssAfter)) / 2 ** 20).toFixed(0)} MiB, lost ${median(rs.map((r) => r.distinctAccepted - r.confirmed))}`
-        : rs[0]?.busiestThread !== undefined && rs[0].busiestThread !== '' ? `busiest thread ${rs[0].busiestThread}` : ''
+        : [
+            rs[0]?.busiestThread !== undefined && rs[0].busiestThread !== '' ? `busiest thread ${rs[0].busiestThread}` : '',
+            rs[0]?.recordsPerTask != null ? `${median(rs.map((r) => r.recordsPerTask ?? 0)).toFixed(1)} records/task` : ''
+          ].filter((s) => s !== '').join(', ')
       return {
         scenario,
         rps: median(counted),
