@@ -2,10 +2,10 @@
 // refusals are 503 with Retry-After, /readyz follows, Hermes' memory stays bounded by its ring, it recovers
 // by itself, and every id answered 202 is stored exactly once.
 import t from 'tap'
-import { Agent, request } from 'node:http'
+import { Agent } from 'node:http'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { send, SECRET } from './helpers/hermes.js'
-import { seedSignature } from './helpers/sign.js'
+import { postKeepAlive, refusalProblem } from './helpers/keep-alive.js'
 import { testDatabase } from './helpers/database.js'
 import { spawnHermes, writeConfigFile } from './helpers/process.js'
 import { until } from './helpers/wait.js'
@@ -59,31 +59,8 @@ function resetPeak (pid: number): boolean {
 
 type Phase = 'warmup' | 'before' | 'during' | 'recovery' | 'after'
 
-interface Answer { status: number, retryAfter: string | undefined, code: string | undefined }
-
-function post (agent: Agent, port: number, body: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port, method: 'POST', path: '/webhooks/sms', agent,
-      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...seedSignature(SECRET, body) }
-    }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { text += chunk })
-      res.on('end', () => {
-        let code: string | undefined
-        try { code = (JSON.parse(text) as { error?: { code?: string } }).error?.code } catch {}
-        const retryAfter = res.headers['retry-after']
-        resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(retryAfter) ? retryAfter.join(',') : retryAfter, code })
-      })
-      res.on('error', reject)
-    })
-    // Far beyond the bound: a request still open then has hung, and is counted so rather than waited for.
-    req.setTimeout(30_000, () => req.destroy(Object.assign(new Error('no answer within 30 s'), { code: 'HUNG' })))
-    req.on('error', (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })))
-    req.end(body)
-  })
-}
+// Far beyond the answer bound: a request still open then has hung, and is counted so rather than waited for.
+const kHungMs = 30_000
 
 t.test('PostgreSQL stopped under load: bounded answers, 503 with Retry-After, /readyz follows, bounded memory, recovery, no acknowledged loss', { skip }, async (t) => {
   const file = writeConfigFile(t.testdir(), {
@@ -123,7 +100,7 @@ t.test('PostgreSQL stopped under load: bounded answers, 503 with Retry-After, /r
       const started = performance.now()
       const startPhase = phase
       try {
-        const answer = await post(agent, port, body)
+        const answer = await postKeepAlive(agent, port, body, SECRET, kHungMs)
         const ended = performance.now()
         // A request is charged to the worst phase it overlapped: the outage if it saw any of it.
         const charged: Phase = startPhase === 'during' || phase === 'during' ? 'during' : startPhase
@@ -135,9 +112,8 @@ t.test('PostgreSQL stopped under load: bounded answers, 503 with Retry-After, /r
           acknowledged.push(id)
           if (started >= restartedAt && Number.isNaN(firstAcceptedAfterRestart)) firstAcceptedAfterRestart = ended - restartedAt
         } else if (answer.status === 503) {
-          if (!/^\d+$/.test(answer.retryAfter ?? '') || Number(answer.retryAfter) < 1 || answer.code === undefined) {
-            if (badRefusals.length < 5) badRefusals.push(`${phase}: Retry-After ${String(answer.retryAfter)}, code ${String(answer.code)}`)
-          }
+          const problem = refusalProblem(answer)
+          if (problem !== null && badRefusals.length < 5) badRefusals.push(`${phase}: ${problem}`)
         } else if (others.length < 5) others.push(`${phase}: ${answer.status} ${String(answer.code)}`)
       } catch (error) {
         const e = error as { code?: string, message?: string, reusedSocket?: boolean }

@@ -7,8 +7,8 @@
  * answer: ids answered 202, 202 latencies, 503s by code and whether each one
  * was well formed, and the server's RSS once a second.
  */
-import { Agent, request } from 'node:http'
-import { seedSignature } from './sign.js'
+import { Agent } from 'node:http'
+import { postKeepAlive, refusalProblem } from './keep-alive.js'
 import { until } from './wait.js'
 import { rssBytes } from '../../bench/processes.js'
 
@@ -86,45 +86,6 @@ export interface OverloadResult {
  */
 const kRecipients = 1000
 
-interface Answer { status: number, retryAfter: string | undefined, text: string }
-
-async function post (agent: Agent, port: number, body: string, secret: string, timeoutMs: number): Promise<Answer> {
-  return await new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port,
-      method: 'POST',
-      path: '/webhooks/sms',
-      agent,
-      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...seedSignature(secret, body) }
-    }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { text += chunk })
-      res.on('end', () => {
-        const header = res.headers['retry-after']
-        resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(header) ? header.join(',') : header, text })
-      })
-      res.on('error', reject)
-    })
-    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'HUNG' })))
-    req.on('error', reject)
-    req.end(body)
-  })
-}
-
-/** Why a 503 breaks the contract (Retry-After in whole seconds >= 1, a JSON error with a code), or null. */
-function refusalProblem (answer: Answer): string | null {
-  if (answer.retryAfter === undefined || !/^\d+$/.test(answer.retryAfter) || Number(answer.retryAfter) < 1) return `Retry-After ${JSON.stringify(answer.retryAfter)}`
-  try {
-    const json = JSON.parse(answer.text) as { error?: { code?: unknown } }
-    if (typeof json.error?.code !== 'string') return `body without error.code: ${answer.text.slice(0, 200)}`
-  } catch {
-    return `body not JSON: ${answer.text.slice(0, 200)}`
-  }
-  return null
-}
-
 /** The q-quantile (0..1) of ascending `sorted`, nearest rank; NaN when empty. */
 export function quantile (sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return Number.NaN
@@ -171,14 +132,13 @@ export async function runOverload (options: OverloadOptions): Promise<OverloadRe
       const t0 = performance.now()
       requests++
       try {
-        const answer = await post(agent, port, body, secret, requestTimeoutMs)
+        const answer = await postKeepAlive(agent, port, body, secret, requestTimeoutMs)
         if (answer.status === 202) {
           acceptedIds.push(id)
           accepted.push(performance.now() - t0)
         } else if (answer.status === 503) {
           refused++
-          let code = 'unparsed'
-          try { code = String((JSON.parse(answer.text) as { error: { code: string } }).error.code) } catch {}
+          const code = answer.code ?? 'unparsed'
           refusedByCode[code] = (refusedByCode[code] ?? 0) + 1
           const problem = refusalProblem(answer)
           if (problem !== null) { malformed++; if (malformedExamples.length < 5) malformedExamples.push(problem) }
