@@ -62,7 +62,7 @@ async function main (): Promise<void> {
       databaseUrl = db.url
       cleanup.push(db.stop)
     }
-    const fake = await startServer(here('./fake-provider-process.js'), [], {}, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
+    const fake = await startServer(here('./fast-provider.js'), [], {}, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
     cleanup.push(async () => await stopServer(fake))
     const configObject = {
       host: '127.0.0.1',
