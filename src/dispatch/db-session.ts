@@ -1,8 +1,9 @@
 /**
- * The dispatcher's one PostgreSQL connection, (re)opened on demand: a query
- * that fails because the connection broke drops it, and the next query
- * reconnects. Claims and write-backs queue on it in the order they are
- * issued (pg runs one query at a time per client).
+ * One of the dispatcher's PostgreSQL connections (claims have one, outcome
+ * write-backs another), (re)opened on demand: a query that fails because
+ * the connection broke drops it, and the next query reconnects. Queries
+ * queue on it in the order they are issued (pg runs one query at a time
+ * per client).
  */
 import pg from 'pg'
 import type { Logger } from '../log.js'
@@ -16,7 +17,7 @@ export class DbSession {
   private connecting: Promise<pg.Client> | null = null
   private up: boolean | null = null // null until the first contact
 
-  constructor (private readonly url: string, private readonly log: Logger) {}
+  constructor (private readonly url: string, private readonly log: Logger, private readonly applicationName = 'hermes-dispatch') {}
 
   /**
    * Runs one statement. With a `name` it is a prepared statement of this
@@ -51,7 +52,7 @@ export class DbSession {
   private async open (): Promise<pg.Client> {
     const client = new pg.Client({
       connectionString: this.url,
-      application_name: 'hermes-dispatch',
+      application_name: this.applicationName,
       keepAlive: true,
       // A half-open connection (a partition, a dead host) must fail, not hang: stop() waits on the claim in flight.
       connectionTimeoutMillis: kConnectTimeoutMs,

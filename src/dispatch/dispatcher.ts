@@ -2,7 +2,10 @@
  * The dispatch stage: claims due messages from PostgreSQL per provider,
  * sends them through that provider's lane (bucket, cap, client) and writes
  * outcomes back in batches. It runs in its own thread (workers/dispatch.ts)
- * with one database connection.
+ * with two database connections: one for claims and one for write-backs,
+ * so that a batch of outcomes never waits behind a claim (or the reverse).
+ * A send holds its provider's concurrency slot until its outcome is stored,
+ * so against a fast provider the write-back's latency is the throughput.
  *
  * Work is found three ways: a `wake` (the writer committed new rows), a
  * poll every pollMs (other instances' work, expired leases, redispatch), and
@@ -48,6 +51,7 @@ export interface LaneStats { queued: number; sending: number; sent: number; retr
 export class Dispatcher {
   private readonly log: Logger
   private readonly session: DbSession
+  private readonly writeSession: DbSession
   private readonly writer: StatusWriter
   private readonly tuning: { pollMs: number; leaseMs: number; stopTimeoutMs: number }
   private lanes: ProviderLane[] = []
@@ -74,7 +78,8 @@ export class Dispatcher {
       if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer`)
     }
     this.session = new DbSession(options.databaseUrl, this.log)
-    this.writer = new StatusWriter(this.session, this.log, (entries) => this.stored(entries))
+    this.writeSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch-write')
+    this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming })
   }
 
   /** Connects, maps channels to providers and starts claiming. Rejects if the database cannot be reached. */
@@ -157,7 +162,7 @@ export class Dispatcher {
     const stored = await this.writer.drain(Math.max(deadline, Date.now() + 2000))
     this.writer.close()
     if (!stored) this.log.error({ code: 'HERMES_ERR_DISPATCH_WRITE', messages: this.writer.size }, 'dispatch: outcomes not stored at stop; those messages will be sent again after their lease')
-    await this.session.close()
+    await Promise.all([this.session.close(), this.writeSession.close()])
     this.log.info({ stats: this.snapshot() }, 'dispatch stopped')
   }
 

@@ -34,7 +34,9 @@ export class StatusWriter {
     private readonly session: DbSession,
     private readonly log: Logger,
     /** Called once per entry when its write is done (or given up). */
-    private readonly onStored: (entries: readonly Entry[]) => void
+    private readonly onStored: (entries: readonly Entry[]) => void,
+    /** Resolves once every claim in flight now has been adopted (claims run on another connection). */
+    private readonly claimsSettled: () => Promise<void> = async () => {}
   ) {}
 
   get size (): number { return this.queue.length }
@@ -103,6 +105,12 @@ export class StatusWriter {
    * of ours took it again), the item now carries the newer lease and the
    * write is repeated with it. Left unstored, the message would sit claimed
    * by nobody until that lease ran out, and be sent a second time.
+   *
+   * Claims run on their own connection, so the claim that took a message
+   * again may be committed (and have defeated this write) before its rows
+   * reach adopt(), which is what gives the item its new lease. A write that
+   * matched nothing therefore waits for the claims in flight before it
+   * decides whether the outcome was lost or must be written again.
    */
   private async write (batch: readonly Entry[]): Promise<Entry[]> {
     const outcomes: Outcome[] = []
@@ -120,6 +128,7 @@ export class StatusWriter {
       for (const row of (await this.session.query<{ id: string }>(releaseSql, [released.map((i) => i.id), released.map((i) => i.lease)], 'hermes_release')).rows) stored.add(row.id)
     }
     if (stored.size === batch.length) return []
+    if (batch.some((entry) => !stored.has(entry.item.id) && entry.item.lease === leases.get(entry))) await this.claimsSettled()
     const again = batch.filter((entry) => !stored.has(entry.item.id) && entry.item.lease !== leases.get(entry))
     const lost = batch.length - stored.size - again.length
     if (lost > 0) {

@@ -1,0 +1,82 @@
+// Claims and outcome write-backs run on two connections. An outcome whose message this instance
+// re-claimed meanwhile must be stored with the newer lease, even when the write returns before the
+// claim's rows reach adopt(); an outcome whose message someone else claimed must not overwrite it.
+import t, { type Test } from 'tap'
+import { dispatchFixture } from './helpers/fake-provider.js'
+import { DbSession } from '../src/dispatch/db-session.js'
+import { StatusWriter, type Entry } from '../src/dispatch/status-writer.js'
+import { claimSql, type ClaimedRow } from '../src/dispatch/dispatch-sql.js'
+import { claimedFromRow, type Claimed } from '../src/dispatch/claimed.js'
+import { createLogger } from '../src/log.js'
+
+const fx = await dispatchFixture(t, {
+  channels: { sms: { provider: 'mock' } },
+  providers: { mock: { kind: 'mock' } }
+})
+const log = createLogger('silent')
+const channelId = (await fx.db.query<{ id: number }>("SELECT id FROM channel WHERE name = 'sms'")).rows[0]!.id
+
+async function claimOne (): Promise<ClaimedRow> {
+  const { rows } = await fx.db.query<ClaimedRow>(claimSql, [[channelId], 1, 60_000])
+  if (rows.length !== 1) throw new Error(`claimed ${rows.length} rows`)
+  return rows[0]!
+}
+
+/** Lets the message's lease run out, as if its send had outlived it. */
+async function expire (id: string): Promise<void> {
+  await fx.db.query("UPDATE message SET claimed_until = now() - interval '1 second' WHERE id = $1", [id])
+}
+
+function sent (item: Claimed): Entry {
+  return { item, provider: 'mock', decision: { status: 'sent', counted: 1, delayMs: 0, providerMessageId: 'SM-fencing', lastError: null } }
+}
+
+async function writeOne (t: Test, entry: Entry, claimsSettled: () => Promise<void>): Promise<readonly Entry[]> {
+  const session = new DbSession(fx.db.url, log)
+  t.teardown(() => session.close())
+  let stored: readonly Entry[] = []
+  const writer = new StatusWriter(session, log, (entries) => { stored = entries }, claimsSettled)
+  writer.add(entry)
+  t.ok(await writer.drain(Date.now() + 10_000), 'the write finished')
+  return stored
+}
+
+t.test('re-claimed by this instance, adopted only after the write returned: stored with the new lease', async (t) => {
+  const [id] = await fx.insert('sms', 1)
+  const item = claimedFromRow(await claimOne(), { name: 'sms', type: 'sms' }, performance.now())
+  await expire(id!)
+  // This instance's next claim takes the message again and commits; its rows are not adopted yet.
+  const again = await claimOne()
+  t.equal(again.id, id, 'the same message was claimed again')
+  t.not(again.lease, item.lease, 'with a new lease')
+  let waited = 0
+  const stored = await writeOne(t, sent(item), async () => { waited++; item.lease = again.lease }) // adopt() runs now
+  t.equal(waited, 1, 'the write waited for the claims in flight before deciding')
+  t.same(stored.map((e) => e.item.id), [id], 'the outcome is reported stored')
+  const row = (await fx.rows([id!])).get(id!)!
+  t.equal(row.status, 'sent', 'and it is in the database')
+  t.equal(row.providerMessageId, 'SM-fencing')
+})
+
+t.test('claimed by another instance: the outcome is dropped, the other claim stands', async (t) => {
+  const [id] = await fx.insert('sms', 1)
+  const item = claimedFromRow(await claimOne(), { name: 'sms', type: 'sms' }, performance.now())
+  await expire(id!)
+  const theirs = await claimOne()
+  let waited = 0
+  await writeOne(t, sent(item), async () => { waited++ }) // nothing of ours adopts it
+  t.equal(waited, 1, 'the write waited for the claims in flight before deciding')
+  const row = (await fx.rows([id!])).get(id!)!
+  t.equal(row.status, 'sending', 'the other instance still holds it')
+  const { rows } = await fx.db.query<{ lease: string }>('SELECT claimed_until::text AS lease FROM message WHERE id = $1', [id])
+  t.equal(rows[0]!.lease, theirs.lease, 'with its own lease')
+})
+
+t.test('a write that matched: no wait for claims', async (t) => {
+  const [id] = await fx.insert('sms', 1)
+  const item = claimedFromRow(await claimOne(), { name: 'sms', type: 'sms' }, performance.now())
+  let waited = 0
+  await writeOne(t, sent(item), async () => { waited++ })
+  t.equal(waited, 0, 'claims were not waited for')
+  t.equal((await fx.rows([id!])).get(id!)!.status, 'sent')
+})
