@@ -5,7 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams'
 import type { FromWriter } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
-import { copyIntoStaging, createStagingTable, insertStaging, resolveStaging } from './merge-sql.js'
+import { copyIntoStaging, createStagingTable, mergeCached, mergeWithResolve, prepareMerge } from './merge-sql.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { isTransientDatabaseError } from '../database-errors.js'
@@ -166,7 +166,7 @@ export class WriterLoop {
     try {
       await pipeline(Readable.from(annotated.map((a) => a.rows)), client.query(copyFrom(copyIntoStaging)))
       // One round trip for the whole merge and the COMMIT; the resolve step only when something is not cached.
-      const results = await client.query(uncached > 0 ? resolveStaging + insertStaging : insertStaging) as unknown as pg.QueryResult[]
+      const results = await client.query(uncached > 0 ? mergeWithResolve : mergeCached) as unknown as pg.QueryResult[]
       this.markUp()
       // Committed: only now are the ids real for everyone.
       if (uncached > 0) this.cache.learn(results[3]!.rows as ResolvedIds[])
@@ -193,6 +193,7 @@ export class WriterLoop {
       // PostgreSQL 14+; older servers refuse the setting, and do without.
       await client.query("SET client_connection_check_interval = '1s'").catch(() => {})
       await client.query(createStagingTable)
+      await client.query(prepareMerge)
     } catch (error) {
       await client.end().catch(() => {})
       throw error
