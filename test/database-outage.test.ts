@@ -1,7 +1,9 @@
 // PostgreSQL goes away and comes back: 503 with Retry-After meanwhile, /readyz tells the truth, recovery needs no restart.
 import t from 'tap'
 import pg from 'pg'
-import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
+import { Agent } from 'node:http'
+import { SECRET, send, smsPayload, startTestHermes } from './helpers/hermes.js'
+import { postKeepAlive } from './helpers/keep-alive.js'
 import { testDatabase } from './helpers/database.js'
 import { until } from './helpers/wait.js'
 
@@ -22,6 +24,17 @@ const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DA
     t.equal(during.json.error.code, 'HERMES_ERR_DATABASE_UNAVAILABLE')
     t.ok(Number(during.headers['retry-after']) >= 1, 'with Retry-After in seconds')
     t.equal((await send('GET', `${h.base}/healthz`)).status, 200, 'yet the process is alive')
+
+    // A client retrying through the outage keeps its connection: the refused body is read, not left unread.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    t.teardown(() => agent.destroy())
+    const sockets = new Set<unknown>()
+    agent.on('free', (socket) => sockets.add(socket))
+    for (let i = 0; i < 3; i++) {
+      const answer = await postKeepAlive(agent, h.hermes.port, JSON.stringify(smsPayload()), SECRET, 5000)
+      t.equal(answer.code, 'HERMES_ERR_DATABASE_UNAVAILABLE', `keep-alive request ${i + 1} refused with 503`)
+    }
+    t.equal(sockets.size, 1, 'all three on one connection (a refusal no longer closes it)')
 
     await db.start()
     await until('/readyz to report 200 again', 20_000, async () => (await send('GET', `${h.base}/readyz`)).status === 200 ? true : undefined)

@@ -124,17 +124,23 @@ function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServer
     return
   }
   const refusal = options.refusal()
-  if (refusal !== null) {
+  const { maxBodyBytes } = options
+  const declared = req.getHeader('content-length')
+  const declaredTooLarge = declared !== '' && Number(declared) > maxBodyBytes
+  if (refusal !== null && (refusal.code === Rejection.draining.code || declaredTooLarge)) {
+    // Draining: close, so the client takes its next request to another instance.
     meter.answered(channel, refusal.status, refusal.code, receivedAtMs)
     sendError(res, requestId, refusal, true)
     return
   }
-  const { maxBodyBytes } = options
-  const declared = req.getHeader('content-length')
-  if (declared !== '' && Number(declared) > maxBodyBytes) {
+  if (declaredTooLarge) {
     // Refuse before reading a byte; closing the connection discards the body.
     meter.answered(channel, 413, Rejection.bodyTooLarge.code, receivedAtMs)
     sendError(res, requestId, tooLarge(maxBodyBytes), true)
+    return
+  }
+  if (refusal !== null) {
+    refuseAfterBody(res, requestId, refusal, maxBodyBytes, () => meter.answered(channel, refusal.status, refusal.code, receivedAtMs))
     return
   }
   const headers: WebhookHeaders = {
@@ -171,6 +177,27 @@ function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServer
     const body = chunks.length === 0 ? new Uint8Array(chunk) : Buffer.concat([...chunks, Buffer.from(chunk)])
     arrival = { res, requestId, channelIndex: index, headers, body, receivedAtMs, onAbort: null }
     options.onWebhook(arrival)
+  })
+}
+
+/**
+ * Answers a refusal (the database is down) once the body has been read and
+ * dropped, so the connection stays open: a client retrying through an
+ * outage keeps its keep-alive connection instead of reconnecting for every
+ * refused request. A body over the limit still closes it.
+ */
+function refuseAfterBody (res: HttpResponse, requestId: string, refusal: ErrorAnswer, maxBodyBytes: number, count: () => void): void {
+  let finished = false
+  let received = 0
+  res.onAborted(() => { finished = true })
+  res.onData((chunk, isLast) => {
+    if (finished) return
+    received += chunk.byteLength
+    if (received > maxBodyBytes || isLast) {
+      finished = true
+      count()
+      sendError(res, requestId, refusal, received > maxBodyBytes)
+    }
   })
 }
 
