@@ -50,7 +50,7 @@ export interface LaneStats { queued: number; sending: number; sent: number; retr
 
 export class Dispatcher {
   private readonly log: Logger
-  private readonly session: DbSession
+  private readonly claimSession: DbSession
   private readonly writeSession: DbSession
   private readonly writer: StatusWriter
   private readonly tuning: { pollMs: number; leaseMs: number; stopTimeoutMs: number }
@@ -77,7 +77,7 @@ export class Dispatcher {
     for (const [name, value] of Object.entries(this.tuning)) {
       if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer`)
     }
-    this.session = new DbSession(options.databaseUrl, this.log)
+    this.claimSession = new DbSession(options.databaseUrl, this.log)
     this.writeSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch-write')
     this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming })
   }
@@ -113,7 +113,7 @@ export class Dispatcher {
 
   private async open (): Promise<void> {
     const { providers, channels } = this.options
-    const { rows } = await this.session.query<{ id: number; name: string }>(channelIdsSql, [channels.map((c) => c.name)])
+    const { rows } = await this.claimSession.query<{ id: number; name: string }>(channelIdsSql, [channels.map((c) => c.name)])
     const idOf = new Map(rows.map((r) => [r.name, r.id]))
     for (const channel of channels) {
       const id = idOf.get(channel.name)
@@ -162,7 +162,7 @@ export class Dispatcher {
     const stored = await this.writer.drain(Math.max(deadline, Date.now() + 2000))
     this.writer.close()
     if (!stored) this.log.error({ code: 'HERMES_ERR_DISPATCH_WRITE', messages: this.writer.size }, 'dispatch: outcomes not stored at stop; those messages will be sent again after their lease')
-    await Promise.all([this.session.close(), this.writeSession.close()])
+    await Promise.all([this.claimSession.close(), this.writeSession.close()])
     this.log.info({ stats: this.snapshot() }, 'dispatch stopped')
   }
 
@@ -216,7 +216,7 @@ export class Dispatcher {
         const wakes = lane.wakeCount
         let rows: ClaimedRow[]
         try {
-          rows = (await this.session.query<ClaimedRow>(claimSql, [lane.channelIds, want, lane.leaseMs], 'hermes_claim')).rows
+          rows = (await this.claimSession.query<ClaimedRow>(claimSql, [lane.channelIds, want, lane.leaseMs], 'hermes_claim')).rows
           this.claimRetryMs = kMinClaimRetryMs
         } catch (error) {
           this.log.debug({ err: (error as Error).message }, 'dispatch: claim failed')
