@@ -1,6 +1,10 @@
 // The token bucket lets at most burst + perSecond·t sends through in any t seconds, and a 429 pause really pauses it.
+// Its start window keeps that bound at the provider too: arrivals jittered by up to the guard never put more than
+// burst + perSecond into one second, while the sustained rate stays perSecond.
 import t from 'tap'
 import { TokenBucket } from '../src/dispatch/token-bucket.js'
+import { StartWindow, kGuardMs } from '../src/dispatch/start-window.js'
+import { busiestWindow } from './helpers/fake-provider.js'
 
 function fakeClock (): { now: () => number; advance: (ms: number) => void } {
   let time = 1000
@@ -87,4 +91,69 @@ t.test('bad options are refused with exact messages', async (t) => {
   t.throws(() => new TokenBucket(0, 5), new RangeError('perSecond must be a positive number'))
   t.throws(() => new TokenBucket(Number.NaN, 5), new RangeError('perSecond must be a positive number'))
   t.throws(() => new TokenBucket(10, 0.5), new RangeError('burst must be a number >= 1'))
+})
+
+/** Starts `count` sends as fast as the lane would: take until told to wait, then advance by exactly the wait. */
+function drive (perSecond: number, burst: number, count: number): number[] {
+  const clock = fakeClock()
+  const bucket = new TokenBucket(perSecond, burst, clock.now)
+  const starts: number[] = []
+  while (starts.length < count) {
+    const wait = bucket.take()
+    if (wait > 0) clock.advance(wait)
+    else starts.push(clock.now())
+  }
+  return starts
+}
+
+/**
+ * The jitter that broke the limit at the provider: the sends of the first 100 ms go out on new
+ * connections and arrive `lateMs` after they start; later ones reuse warm connections.
+ */
+function arrivals (starts: readonly number[], lateMs: number): number[] {
+  return starts.map((at) => at - starts[0]! < 100 ? at + lateMs : at)
+}
+
+t.test('a late first burst (cold connections) stays within burst + perSecond at the provider', async (t) => {
+  // What a bucket without the start window would do: the burst at once, then one send every 50 ms.
+  const bucketAlone = Array.from({ length: 200 }, (_, i) => i < 5 ? 0 : (i - 4) * 50)
+  const busiestAlone = busiestWindow(arrivals(bucketAlone, 60))
+  t.ok(busiestAlone > 25, `the bucket alone lets ${busiestAlone} arrive in one second (the failure this guards against)`)
+  for (const lateMs of [1, 10, 60, kGuardMs - 1]) {
+    const busiest = busiestWindow(arrivals(drive(20, 5, 200), lateMs))
+    t.ok(busiest <= 25, `burst ${lateMs} ms late: busiest second holds ${busiest} (at most 25)`)
+  }
+})
+
+t.test('random jitter below the guard never breaks the limit', async (t) => {
+  let seed = 7
+  const random = (): number => { seed = (seed * 48271) % 2147483647; return seed / 2147483647 }
+  for (const [perSecond, burst] of [[20, 5], [100, 100], [50, 1]] as const) {
+    const starts = drive(perSecond, burst, 2000)
+    const guard = StartWindow.for(perSecond, burst)!.spanMs - 1000
+    for (let trial = 0; trial < 20; trial++) {
+      const arrived = starts.map((at) => at + random() * guard * 0.99)
+      const busiest = busiestWindow(arrived)
+      if (busiest > burst + perSecond) t.fail(`${perSecond}/s burst ${burst}: ${busiest} in one second`)
+    }
+    t.pass(`${perSecond}/s burst ${burst}: 20 jittered runs within ${burst + perSecond} per second (guard ${guard.toFixed(0)} ms)`)
+  }
+})
+
+t.test('the start window leaves the sustained rate unchanged', async (t) => {
+  for (const [perSecond, burst] of [[20, 5], [100, 1], [1000, 10]] as const) {
+    const n = 20 * perSecond
+    const starts = drive(perSecond, burst, n)
+    const span = starts.at(-1)! - starts[0]!
+    const plain = (n - burst) * 1000 / perSecond // the bucket's own schedule: the burst at once, then one per interval
+    t.ok(Math.abs(span - plain) <= 1, `${perSecond}/s burst ${burst}: ${n} sends take ${span.toFixed(0)} ms (${plain.toFixed(0)} ms by the rate alone)`)
+  }
+})
+
+t.test('start-window bounds too large to track are left to the bucket', async (t) => {
+  t.equal(StartWindow.for(1_000_000, 10_000), null)
+  const window = StartWindow.for(20, 5)!
+  t.equal(window.limit, 25)
+  t.equal(window.spanMs, 1000 + kGuardMs)
+  t.equal(StartWindow.for(20, 1)!.spanMs, 1050, 'the guard shrinks so it never binds at the sustained rate')
 })

@@ -10,7 +10,6 @@ import type { Claimed } from './claimed.js'
 import { failureFromError } from './providers/classify.js'
 import type { ProviderClient, SendResult } from './providers/index.js'
 import { TokenBucket } from './token-bucket.js'
-import { StartWindow } from './start-window.js'
 
 export interface LaneHooks {
   /** A send finished (not called for abandoned sends). */
@@ -32,8 +31,6 @@ const kMaxQueued = 5000
 export class ProviderLane {
   readonly name: string
   readonly bucket: TokenBucket
-  /** Keeps the rate limit at the provider despite arrival jitter (see StartWindow). */
-  private readonly window: StartWindow | null
   private isDrained = false
   /** Counts undrain() calls, so a claim that was already running when new work arrived cannot mark the lane drained. */
   private wakes = 0
@@ -63,7 +60,6 @@ export class ProviderLane {
   ) {
     this.name = config.name
     this.bucket = new TokenBucket(config.rateLimit.perSecond, config.rateLimit.burst)
-    this.window = StartWindow.for(config.rateLimit.perSecond, config.rateLimit.burst)
     this.staleAfterMs = leaseMs * 0.9 - config.timeoutMs
   }
 
@@ -120,8 +116,7 @@ export class ProviderLane {
         this.hooks.onRelease(this, item)
         continue
       }
-      const windowWait = this.window?.waitMs() ?? 0
-      const wait = windowWait > 0 ? windowWait : this.bucket.take()
+      const wait = this.bucket.take()
       if (wait > 0) {
         this.blockedSince ??= performance.now()
         this.arm(wait)
@@ -131,7 +126,6 @@ export class ProviderLane {
         this.hooks.onRateLimitWait?.(this, performance.now() - this.blockedSince)
         this.blockedSince = null
       }
-      this.window?.record()
       this.shift()
       this.send(item)
     }

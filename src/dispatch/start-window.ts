@@ -16,7 +16,7 @@
  * ago, so a guard up to 1000 · burst / perSecond (and at most kGuardMs) only
  * delays the few sends right after a burst.
  */
-import type { Clock } from './token-bucket.js'
+type Clock = () => number
 
 /** The most jitter between sends that the window allows for. */
 export const kGuardMs = 250

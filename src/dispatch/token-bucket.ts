@@ -2,9 +2,12 @@
  * A token bucket: `burst` tokens at most, refilled at `perSecond`. Over any
  * interval of t seconds it lets at most burst + perSecond·t sends through,
  * which is the bound the rate-limit tests measure at the fake provider.
- * Time comes from a monotonic clock (injectable for tests), never Date.now(),
- * so a wall-clock step cannot release a burst.
+ * A StartWindow keeps that bound for the provider's arrivals too (see
+ * start-window.ts). Time comes from a monotonic clock (injectable for
+ * tests), never Date.now(), so a wall-clock step cannot release a burst.
  */
+import { StartWindow } from './start-window.js'
+
 export type Clock = () => number
 
 const monotonic: Clock = () => performance.now()
@@ -16,6 +19,7 @@ export class TokenBucket {
   private last: number
   private pausedUntil = -Infinity
   private readonly now: Clock
+  private readonly window: StartWindow | null
 
   constructor (perSecond: number, burst: number, now: Clock = monotonic) {
     if (!(Number.isFinite(perSecond) && perSecond > 0)) throw new RangeError('perSecond must be a positive number')
@@ -25,6 +29,7 @@ export class TokenBucket {
     this.now = now
     this.tokens = burst
     this.last = now()
+    this.window = StartWindow.for(perSecond, burst, now)
   }
 
   /** Takes one token and returns 0, or takes nothing and returns how many ms until one is due. */
@@ -32,12 +37,15 @@ export class TokenBucket {
     const t = this.now()
     if (t < this.pausedUntil) return Math.ceil(this.pausedUntil - t)
     this.refill(t)
+    const windowWait = this.window?.waitMs() ?? 0
     if (this.tokens >= 1) {
+      if (windowWait > 0) return windowWait
       this.tokens -= 1
+      this.window?.record()
       return 0
     }
     // The epsilon absorbs float noise (0.98 tokens short by 1.0000000000000009 ms would otherwise wait 2 ms).
-    return Math.max(1, Math.ceil((1 - this.tokens) * 1000 / this.perSecond - 1e-9))
+    return Math.max(1, windowWait, Math.ceil((1 - this.tokens) * 1000 / this.perSecond - 1e-9))
   }
 
   /**
@@ -59,7 +67,7 @@ export class TokenBucket {
     return Math.max(0, Math.ceil(this.pausedUntil - this.now()))
   }
 
-  /** At most how many tokens can be taken within the next `ms` (used to size claims). */
+  /** At most how many tokens can be taken within the next `ms` (used to size claims; the start window may hold a few back). */
   capacityWithin (ms: number): number {
     const t = this.now()
     this.refill(t)
