@@ -4,13 +4,13 @@ import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { DispatchData, FromDispatch } from '../src/dispatch/dispatch-data.js'
 import { dispatchFixture, startFakeProvider } from '../test/helpers/fake-provider.js'
-import { startServer, stopServer } from './processes.js'
+import { startFastProvider, stopServer } from './processes.js'
 
 const count = Number(process.env['DISPATCH_BENCH_MESSAGES'] ?? 10_000)
 const concurrency = Number(process.env['DISPATCH_BENCH_CONCURRENCY'] ?? 64)
 const fast = { rateLimit: { perSecond: 1_000_000, burst: 1_000_000 }, concurrency, retry: { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 100 } }
 const fake = await startFakeProvider(t)
-const fastProvider = await startServer(new URL('./fast-provider.js', import.meta.url).pathname, [], {}, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
+const fastProvider = await startFastProvider()
 t.teardown(async () => await stopServer(fastProvider))
 const fastUrl = `http://127.0.0.1:${fastProvider.port}`
 const fx = await dispatchFixture(t, {

@@ -1,6 +1,7 @@
 /** Child processes of the bench: started, waited for, measured (CPU, RSS) and always stopped. */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 
 export interface Server {
   readonly child: ChildProcess
@@ -38,6 +39,14 @@ export async function startServer (script: string, args: string[], env: NodeJS.P
       if (!resolved) reject(new Error(`${script} exited (${code}) before listening`))
     })
   })
+}
+
+/** The port of a server that prints {"msg":"listening","port":N} (the bench's own servers). */
+export const listeningPort = (line: Record<string, unknown>): number | undefined => line['msg'] === 'listening' ? line['port'] as number : undefined
+
+/** The fast loopback Twilio (bench/fast-provider.ts) in its own process. */
+export async function startFastProvider (): Promise<Server> {
+  return await startServer(fileURLToPath(new URL('./fast-provider.js', import.meta.url)), [], {}, listeningPort)
 }
 
 export async function stopServer (server: Server): Promise<void> {

@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { generateRequests } from './gen-requests.js'
-import { startServer, stopServer, cpuSeconds, cpuSecondsOf, rssBytes, type Server } from './processes.js'
+import { listeningPort, startFastProvider, startServer, stopServer, cpuSeconds, cpuSecondsOf, rssBytes, type Server } from './processes.js'
 import { ensureWrk, runWrk, type WrkResult } from './wrk.js'
 import { rawCopy, writerStage } from './storage.js'
 import { median, printReport, writeReport, type ScenarioSummary, type Target } from './report.js'
@@ -62,7 +62,7 @@ async function main (): Promise<void> {
       databaseUrl = db.url
       cleanup.push(db.stop)
     }
-    const fake = await startServer(here('./fast-provider.js'), [], {}, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
+    const fake = await startFastProvider()
     cleanup.push(async () => await stopServer(fake))
     const configObject = {
       host: '127.0.0.1',
@@ -112,8 +112,8 @@ async function main (): Promise<void> {
       await reset()
       let server: Server
       const hermes = scenario === 'durable' || scenario === 'durable-half' || scenario === 'enqueued' || scenario === 'overload'
-      if (scenario === 'ceiling') server = await startServer(here('./ceiling-server.js'), [], { PORT: String(await freePort()) }, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
-      else if (scenario === 'naive') server = await startServer(here('./naive-server.js'), [], { PORT: String(await freePort()), DATABASE_URL: databaseUrl, SECRET: secret }, (l) => l['msg'] === 'listening' ? l['port'] as number : undefined)
+      if (scenario === 'ceiling') server = await startServer(here('./ceiling-server.js'), [], { PORT: String(await freePort()) }, listeningPort)
+      else if (scenario === 'naive') server = await startServer(here('./naive-server.js'), [], { PORT: String(await freePort()), DATABASE_URL: databaseUrl, SECRET: secret }, listeningPort)
       // Overload: a ring smaller than the connections, so that a closed-loop load generator
       // offers more than the pipeline absorbs and back-pressure shows as 503s.
       else server = await startHermes(scenario === 'enqueued' ? { ack: 'enqueued' } : scenario === 'overload' ? { buffer: { maxMessages: Math.max(10, Math.floor(conns / 4)), maxBytes: 4 * 2 ** 20 } } : {})
