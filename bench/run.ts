@@ -7,7 +7,9 @@
  * Options: --quick (short runs), --duration S (default 6), --connections N, --runs N,
  * --workload repeat|cold, --overload S, --rows N (storage scenarios),
  * --scenarios a,b,… (ceiling, naive, durable, durable-half, enqueued,
- * raw-copy, writer, overload), --out DIR (default bench/results).
+ * raw-copy, writer, overload), --out DIR (default bench/results),
+ * --provider-rate N (the provider's rate limit per second; default out of
+ * the way, so dispatch keeps up with ingest and competes with it for CPU).
  * BENCH_HERMES_NODE_ARGS (space-separated) go on Hermes' node command line,
  * e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' for one profile per thread.
  */
@@ -46,6 +48,8 @@ const storageRows = Number(option('rows', quick ? '20000' : '100000'))
 const workload = option('workload', 'repeat') as 'repeat' | 'cold'
 const scenarios = option('scenarios', allScenarios.join(',')).split(',') as Scenario[]
 const outDir = option('out', here('../../bench/results'))
+const providerRate = Number(option('provider-rate', '1000000'))
+if (!(providerRate > 0)) throw new Error('--provider-rate must be a positive number')
 for (const s of scenarios) if (!allScenarios.includes(s)) throw new Error(`unknown scenario ${s}; known: ${allScenarios.join(', ')}`)
 
 interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string, readonly recordsPerTask: number | null }
@@ -69,7 +73,7 @@ async function main (): Promise<void> {
       logLevel: 'info',
       database: { url: databaseUrl },
       channels: { sms: { provider: 'twilio', secrets: [secret] } },
-      providers: { twilio: { kind: 'twilio', baseUrl: `http://127.0.0.1:${fake.port}`, accountSid: 'ACbench', authToken: 'bench', rateLimit: { perSecond: 1_000_000, burst: 10_000 }, concurrency: 64 } }
+      providers: { twilio: { kind: 'twilio', baseUrl: `http://127.0.0.1:${fake.port}`, accountSid: 'ACbench', authToken: 'bench', rateLimit: { perSecond: providerRate, burst: Math.min(providerRate, 10_000) }, concurrency: 64 } }
     }
     const client = new pg.Client({ connectionString: databaseUrl })
     await client.connect()
@@ -222,7 +226,7 @@ async function main (): Promise<void> {
       { name: 'overload RSS growth', value: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1, goal: '< 0.10', pass: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1 < 0.1, detail: '' },
       { name: 'overload lost (202 not in the database)', value: overload === undefined ? null : overload.distinctAccepted - overload.confirmed, goal: '0', pass: overload === undefined ? null : overload.distinctAccepted === overload.confirmed, detail: '' }
     ]
-    const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, node: process.version, postgres: postgresVersion, load: `wrk -t2 (pre-signed requests, bench/wrk/post.lua)`, workload, duration: `${duration}s`, connections, runs }
+    const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, node: process.version, postgres: postgresVersion, load: `wrk -t2 (pre-signed requests, bench/wrk/post.lua)`, workload, providerRate, duration: `${duration}s`, connections, runs }
     printReport(machine, summaries, targets)
     const files = writeReport(outDir, { machine, targets, raw: Object.fromEntries([...results].map(([k, v]) => [k, v])), storage: Object.fromEntries(storage) }, summaries)
     console.log(`results: ${files.json}\nchart:   ${files.svg}`)
