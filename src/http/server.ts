@@ -139,10 +139,6 @@ function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServer
     sendError(res, requestId, tooLarge(maxBodyBytes), true)
     return
   }
-  if (refusal !== null) {
-    refuseAfterBody(res, requestId, refusal, maxBodyBytes, () => meter.answered(channel, refusal.status, refusal.code, receivedAtMs))
-    return
-  }
   const headers: WebhookHeaders = {
     providerSignature: req.getHeader('x-provider-signature-256'),
     webhookId: req.getHeader('webhook-id'),
@@ -173,31 +169,17 @@ function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServer
       return
     }
     finished = true
+    if (refusal !== null) {
+      // The database is down: refused only now that the body is read, so the connection stays
+      // open and a client retrying through the outage does not reconnect for every request.
+      meter.answered(channel, refusal.status, refusal.code, receivedAtMs)
+      sendError(res, requestId, refusal)
+      return
+    }
     // The usual single-chunk body is written to the ring straight from uWS's memory.
     const body = chunks.length === 0 ? new Uint8Array(chunk) : Buffer.concat([...chunks, Buffer.from(chunk)])
     arrival = { res, requestId, channelIndex: index, headers, body, receivedAtMs, onAbort: null }
     options.onWebhook(arrival)
-  })
-}
-
-/**
- * Answers a refusal (the database is down) once the body has been read and
- * dropped, so the connection stays open: a client retrying through an
- * outage keeps its keep-alive connection instead of reconnecting for every
- * refused request. A body over the limit still closes it.
- */
-function refuseAfterBody (res: HttpResponse, requestId: string, refusal: ErrorAnswer, maxBodyBytes: number, count: () => void): void {
-  let finished = false
-  let received = 0
-  res.onAborted(() => { finished = true })
-  res.onData((chunk, isLast) => {
-    if (finished) return
-    received += chunk.byteLength
-    if (received > maxBodyBytes || isLast) {
-      finished = true
-      count()
-      sendError(res, requestId, refusal, received > maxBodyBytes)
-    }
   })
 }
 
