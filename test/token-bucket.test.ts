@@ -130,7 +130,7 @@ t.test('random jitter below the guard never breaks the limit', async (t) => {
   const random = (): number => { seed = (seed * 48271) % 2147483647; return seed / 2147483647 }
   for (const [perSecond, burst] of [[20, 5], [100, 100], [50, 1]] as const) {
     const starts = drive(perSecond, burst, 2000)
-    const guard = StartWindow.for(perSecond, burst)!.spanMs - 1000
+    const guard = StartWindow.for(perSecond, burst, () => 0)!.spanMs - 1000
     for (let trial = 0; trial < 20; trial++) {
       const arrived = starts.map((at) => at + random() * guard * 0.99)
       const busiest = busiestWindow(arrived)
@@ -151,9 +151,9 @@ t.test('the start window leaves the sustained rate unchanged', async (t) => {
 })
 
 t.test('start-window bounds too large to track are left to the bucket', async (t) => {
-  t.equal(StartWindow.for(1_000_000, 10_000), null)
-  const window = StartWindow.for(20, 5)!
+  t.equal(StartWindow.for(1_000_000, 10_000, () => 0), null)
+  const window = StartWindow.for(20, 5, () => 0)!
   t.equal(window.limit, 25)
   t.equal(window.spanMs, 1000 + kGuardMs)
-  t.equal(StartWindow.for(20, 1)!.spanMs, 1050, 'the guard shrinks so it never binds at the sustained rate')
+  t.equal(StartWindow.for(20, 1, () => 0)!.spanMs, 1050, 'the guard shrinks so it never binds at the sustained rate')
 })

@@ -16,14 +16,10 @@
  * ago, so a guard up to 1000 · burst / perSecond (and at most kGuardMs) only
  * delays the few sends right after a burst.
  */
-type Clock = () => number
-
 /** The most jitter between sends that the window allows for. */
 export const kGuardMs = 250
 /** Bounds above this are not tracked (the log would cost memory); one request of jitter is noise there. */
 export const kMaxTracked = 65_536
-
-const monotonic: Clock = () => performance.now()
 
 export class StartWindow {
   readonly limit: number
@@ -32,14 +28,14 @@ export class StartWindow {
   private next = 0
   private count = 0
 
-  /** Returns null when the bound is too large to track (see kMaxTracked). */
-  static for (perSecond: number, burst: number, now: Clock = monotonic): StartWindow | null {
+  /** Returns null when the bound is too large to track (see kMaxTracked). `now` is the token bucket's clock. */
+  static for (perSecond: number, burst: number, now: () => number): StartWindow | null {
     const limit = Math.floor(burst + perSecond)
     if (limit > kMaxTracked) return null
     return new StartWindow(limit, 1000 + Math.min(kGuardMs, 1000 * burst / perSecond), now)
   }
 
-  private constructor (limit: number, spanMs: number, private readonly now: Clock) {
+  private constructor (limit: number, spanMs: number, private readonly now: () => number) {
     this.limit = Math.max(1, limit)
     this.spanMs = spanMs
     this.starts = new Float64Array(this.limit)
