@@ -39,6 +39,8 @@ export function topLevelDefaults (cwd: string) {
     buffer: { maxMessages: 100_000, maxBytes: 64 * 1024 * 1024 },
     workers: availableParallelism(),
     taskRecords: 256,
+    // In enqueued mode the threads behind the ring run this much nicer than the HTTP thread (src/thread-priority.ts).
+    backgroundNice: 10,
     // maxBatchDelayMs is short because the writer closes a batch as soon as the
     // previous commit returns; the timer only bounds the wait of a lone message.
     writer: { maxBatchRows: 5000, maxBatchDelayMs: 2, maxQueuedRows: 50_000 },

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import { ConfigError } from './errors.js'
+import { kMaxNice } from './thread-priority.js'
 import {
   DEVELOPMENT_SECRET, ackModes, channelTypes, developmentConfig, kMaxBodyBytes, kMaxChannels,
   kMaxRingBytes, kMaxTimerMs, kMinBodyBytes, kRecordOverheadBytes, logLevels, namePattern,
@@ -33,6 +34,8 @@ export interface HermesConfig {
   readonly buffer: { readonly maxMessages: number; readonly maxBytes: number }
   readonly workers: number // Piscina threads
   readonly taskRecords: number // max ring records per worker task
+  /** In enqueued mode, how much lower than the HTTP thread's the workers', writer's and dispatch thread's CPU priority is (a nice increment, Linux); 0 = the same. */
+  readonly backgroundNice: number
   readonly writer: { readonly maxBatchRows: number; readonly maxBatchDelayMs: number; readonly maxQueuedRows: number }
   readonly signature: { readonly toleranceSeconds: number }
   /** Dispatch claims: how long a claim lasts before another instance may take the message, and the poll period. */
@@ -49,7 +52,7 @@ type Dict = Record<string, unknown>
 interface IntRange { readonly min: number; readonly max?: number }
 
 const topLevelKeys = ['port', 'host', 'ack', 'ackTimeoutMs', 'maxBodyBytes', 'buffer', 'workers', 'taskRecords',
-  'writer', 'signature', 'dispatch', 'database', 'channels', 'providers', 'logLevel', 'shutdownTimeoutMs']
+  'backgroundNice', 'writer', 'signature', 'dispatch', 'database', 'channels', 'providers', 'logLevel', 'shutdownTimeoutMs']
 const channelKeys = ['type', 'provider', 'secrets']
 const providerKeys = ['kind', 'baseUrl', 'accountSid', 'authToken', 'apiKey', 'from', 'rateLimit', 'concurrency', 'retry', 'timeoutMs']
 const credentialsRequired: Record<ProviderKind, ReadonlyArray<'baseUrl' | 'accountSid' | 'authToken' | 'apiKey'>> = {
@@ -154,6 +157,7 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
 
   let workers = c.int(file.workers, 'workers', positive, d.workers)
   const taskRecords = c.int(file.taskRecords, 'taskRecords', positive, d.taskRecords)
+  const backgroundNice = c.int(file.backgroundNice, 'backgroundNice', { min: 0, max: kMaxNice }, d.backgroundNice)
   const w = c.object(file.writer, 'writer', ['maxBatchRows', 'maxBatchDelayMs', 'maxQueuedRows']) ?? {}
   const writer = {
     maxBatchRows: c.int(w.maxBatchRows, 'writer.maxBatchRows', positive, d.writer.maxBatchRows),
@@ -207,6 +211,7 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
     buffer,
     workers,
     taskRecords,
+    backgroundNice,
     writer,
     signature,
     dispatch,

@@ -88,6 +88,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       ring: ring.buffer,
       rules: channelRules(config),
       toleranceSeconds: config.signature.toleranceSeconds,
+      backgroundNice: backgroundNice(config),
       metrics: shared,
       workerSeq: new Int32Array(new SharedArrayBuffer(4))
     }
@@ -226,13 +227,23 @@ function scrapeGauges (ring: IngressRing, status: Int32Array): ScrapeGauge[] {
   ]
 }
 
+/**
+ * The nice increment of the workers, the writer and the dispatch thread: an
+ * enqueued answer waits for none of them. A durable 202 waits for the
+ * workers and the writer, so there every thread keeps the same priority.
+ */
+function backgroundNice (config: HermesConfig): number {
+  return config.ack === 'enqueued' ? config.backgroundNice : 0
+}
+
 function writerData (config: HermesConfig, databaseUrl: string, status: Int32Array): WriterData {
   return {
     databaseUrl,
     status,
     maxBatchRows: config.writer.maxBatchRows,
     maxBatchDelayMs: config.writer.maxBatchDelayMs,
-    logLevel: config.logLevel
+    logLevel: config.logLevel,
+    backgroundNice: backgroundNice(config)
   }
 }
 
@@ -242,6 +253,7 @@ function dispatchData (config: HermesConfig, databaseUrl: string): DispatchData 
     providers: Object.values(config.providers),
     channels: Object.values(config.channels),
     logLevel: config.logLevel,
+    backgroundNice: backgroundNice(config),
     leaseMs: config.dispatch.leaseMs,
     pollMs: config.dispatch.pollMs
   }

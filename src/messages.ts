@@ -51,6 +51,8 @@ export interface WriterData {
   readonly maxBatchRows: number
   readonly maxBatchDelayMs: number
   readonly logLevel: string
+  /** Nice increment of this thread (src/thread-priority.ts). */
+  readonly backgroundNice: number
   readonly metrics?: MetricsData
 }
 
@@ -59,6 +61,8 @@ export interface ProcessWorkerData {
   readonly ring: SharedArrayBuffer
   readonly rules: ChannelRule[]
   readonly toleranceSeconds: number
+  /** Nice increment of each worker thread (src/thread-priority.ts). */
+  readonly backgroundNice: number
   readonly metrics?: MetricsData
   /** Hands each worker thread its index (for per-thread metrics labels). */
   readonly workerSeq: Int32Array

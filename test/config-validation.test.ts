@@ -39,7 +39,7 @@ function check (t: Test, cases: Case[]): void {
   for (const [what, raw, env, expected] of cases) t.strictSame(problemsOf(raw, env), expected, what)
 }
 
-const topLevelKeys = 'port, host, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, writer, signature, dispatch, database, channels, providers, logLevel, shutdownTimeoutMs'
+const topLevelKeys = 'port, host, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, backgroundNice, writer, signature, dispatch, database, channels, providers, logLevel, shutdownTimeoutMs'
 const timerRange = 'an integer from 1 to 2147483647'
 
 t.test('the valid baseline has no problems', async (t) => {
@@ -114,6 +114,10 @@ t.test('threads, writer and signature', async (t) => {
     ['workers 0', withTop({ workers: 0 }), {}, ['workers must be a positive integer']],
     ['workers 1.5', withTop({ workers: 1.5 }), {}, ['workers must be a positive integer']],
     ['taskRecords 0', withTop({ taskRecords: 0 }), {}, ['taskRecords must be a positive integer']],
+    ['backgroundNice 0 is allowed', withTop({ backgroundNice: 0 }), {}, []],
+    ['backgroundNice -1', withTop({ backgroundNice: -1 }), {}, ['backgroundNice must be an integer from 0 to 19']],
+    ['backgroundNice 20', withTop({ backgroundNice: 20 }), {}, ['backgroundNice must be an integer from 0 to 19']],
+    ['backgroundNice "low"', withTop({ backgroundNice: 'low' }), {}, ['backgroundNice must be an integer from 0 to 19']],
     ['writer not an object', withTop({ writer: [] }), {}, ['writer must be an object']],
     ['writer.maxBatchRows 0', withTop({ writer: { maxBatchRows: 0 } }), {}, ['writer.maxBatchRows must be a positive integer']],
     ['writer.maxBatchDelayMs 0 is allowed', withTop({ writer: { maxBatchDelayMs: 0 } }), {}, []],

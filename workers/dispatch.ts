@@ -9,13 +9,16 @@ import { createDispatcher } from '../src/dispatch/dispatcher.js'
 import { createLogger } from '../src/log.js'
 import { openMetrics } from '../src/metrics/thread-metrics.js'
 import { reportEventLoopUtilization } from '../src/metrics/event-loop.js'
+import { lowerThreadPriority } from '../src/thread-priority.js'
 
 const port = parentPort!
 const post = (message: FromDispatch): void => port.postMessage(message)
 const data = workerData as DispatchData
+const log = createLogger(data.logLevel).child({ thread: 'dispatch' })
+log.debug({ priority: lowerThreadPriority(data.backgroundNice ?? 0) }, 'dispatch: thread priority')
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 if (metrics !== undefined) reportEventLoopUtilization(metrics, 'dispatch')
-const dispatcher = createDispatcher(data, createLogger(data.logLevel).child({ thread: 'dispatch' }), metrics)
+const dispatcher = createDispatcher(data, log, metrics)
 
 port.on('message', (message: ToDispatch) => {
   if (message.type === 'wake') dispatcher.wake()

@@ -7,8 +7,10 @@ import { IngressRing } from '../src/ingest/ring-buffer.js'
 import type { ProcessResult, ProcessTask, ProcessWorkerData } from '../src/messages.js'
 import { processRange } from '../src/process/process-range.js'
 import { openMetrics } from '../src/metrics/thread-metrics.js'
+import { lowerThreadPriority } from '../src/thread-priority.js'
 
 const data = workerData as ProcessWorkerData
+lowerThreadPriority(data.backgroundNice)
 const ring = IngressRing.attach(data.ring)
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 /** This thread's number in start order; replacements of dead threads get new numbers. */

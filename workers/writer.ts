@@ -9,10 +9,12 @@ import { createLogger } from '../src/log.js'
 import { WriterLoop } from '../src/store/writer-loop.js'
 import { openMetrics } from '../src/metrics/thread-metrics.js'
 import { reportEventLoopUtilization } from '../src/metrics/event-loop.js'
+import { lowerThreadPriority } from '../src/thread-priority.js'
 
 const data = workerData as WriterData
 const port = parentPort!
 const log = createLogger(data.logLevel).child({ thread: 'writer' })
+log.debug({ priority: lowerThreadPriority(data.backgroundNice) }, 'writer: thread priority')
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 if (metrics !== undefined) reportEventLoopUtilization(metrics, 'writer')
 const loop = new WriterLoop({

@@ -10,6 +10,8 @@ export interface DispatchData {
   readonly providers: readonly ProviderConfig[]
   readonly channels: readonly ChannelConfig[]
   readonly logLevel: string
+  /** Nice increment of the dispatch thread (src/thread-priority.ts); none when absent. */
+  readonly backgroundNice?: number
   /** Optional tuning; defaults in dispatcher.ts (kDefaultTuning). */
   readonly pollMs?: number
   readonly leaseMs?: number
