@@ -12,6 +12,13 @@
  * Nothing is dropped or reordered. Measured on 2 cores (see the commit that
  * introduced it): about 2x the enqueued requests per second.
  *
+ * The price: once the ring is full, a flood of clients that ignore
+ * Retry-After keeps the HTTP thread busy answering 503 at the higher
+ * priority, and the ring drains more slowly: about a third fewer 202s per
+ * second than at equal priorities in that storm (2.6k vs 3.9k/s, 800
+ * connections). Clients that honour Retry-After never get there, since
+ * answering their 503s takes a small part of a core.
+ *
  * Not in `durable` mode: a 202 there waits for the workers and the writer,
  * and lowering them made p99 worse; lowering only the dispatch thread made
  * no measurable difference, and it would let a sustained load starve
