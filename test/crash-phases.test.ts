@@ -212,7 +212,7 @@ t.test('SIGKILL while the writer is in the middle of a COPY: the transaction rol
     SELECT a.pid, a.backend_xid::text AS xid, a.state, a.wait_event_type, a.wait_event,
            p.tuples_processed::int AS tuples, p.bytes_processed::int AS bytes
       FROM pg_stat_activity a LEFT JOIN pg_stat_progress_copy p ON p.pid = a.pid
-     WHERE a.application_name = 'hermes-writer' AND a.state = 'active' AND a.query LIKE 'COPY %'`)).rows[0]
+     WHERE a.application_name = 'hermes-writer' AND a.state = 'active' AND a.query LIKE '%COPY hermes_staging %FROM STDIN'`)).rows[0]
   let caught: Record<string, unknown> | undefined
   const misses = new Map<string, number>()
   const deadline = Date.now() + 60_000

@@ -37,6 +37,8 @@ CREATE TEMP TABLE IF NOT EXISTS hermes_staging (
 
 export const copyIntoStaging = `COPY hermes_staging (from_id, to_id, conversation_id, ${stagingColumns.join(', ')}) FROM STDIN`
 
+export const beginAndCopyIntoStaging = `BEGIN; ${copyIntoStaging}`
+
 /** Upserts the parties of rows not cached, in address order (so concurrent writers lock in one order). */
 const resolveParties = `
 INSERT INTO party (phone, email)

@@ -5,7 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams'
 import type { FromWriter } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
-import { copyIntoStaging, createStagingTable, mergeCached, mergeWithResolve, prepareMerge } from './merge-sql.js'
+import { beginAndCopyIntoStaging, createStagingTable, mergeCached, mergeWithResolve, prepareMerge } from './merge-sql.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { isTransientDatabaseError } from '../database-errors.js'
@@ -162,9 +162,8 @@ export class WriterLoop {
     const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['miss'], uncached)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['hit'], rowCount(group) - uncached)
-    await client.query('BEGIN')
     try {
-      await pipeline(Readable.from(annotated.map((a) => a.rows)), client.query(copyFrom(copyIntoStaging)))
+      await pipeline(Readable.from(annotated.map((a) => a.rows)), client.query(copyFrom(beginAndCopyIntoStaging)))
       // One round trip for the whole merge and the COMMIT; the resolve step only when something is not cached.
       const results = await client.query(uncached > 0 ? mergeWithResolve : mergeCached) as unknown as pg.QueryResult[]
       this.markUp()
