@@ -24,18 +24,17 @@ function threadNices (): Map<number, number> {
 }
 
 /** Runs lowerThreadPriority(increment) in a new thread; returns its answer and that thread's nice as /proc shows it. */
-async function lowerInThread (increment: number): Promise<{ change: unknown; tid: number; nice: number }> {
+async function lowerInThread (increment: number): Promise<{ change: unknown; nice: number }> {
   const module = new URL('../src/thread-priority.js', import.meta.url).href
   const worker = new Worker(`
     const { parentPort } = require('node:worker_threads')
-    const { readlinkSync, readFileSync } = require('node:fs')
+    const { readFileSync } = require('node:fs')
     import(${JSON.stringify(module)}).then(({ lowerThreadPriority }) => {
       const change = lowerThreadPriority(${increment})
-      const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
       const nice = Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ')[16])
-      parentPort.postMessage({ change, tid, nice })
+      parentPort.postMessage({ change, nice })
     })`, { eval: true })
-  const [answer] = await once(worker, 'message') as [{ change: unknown; tid: number; nice: number }]
+  const [answer] = await once(worker, 'message') as [{ change: unknown; nice: number }]
   await worker.terminate()
   return answer
 }

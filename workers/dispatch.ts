@@ -15,7 +15,8 @@ const port = parentPort!
 const post = (message: FromDispatch): void => port.postMessage(message)
 const data = workerData as DispatchData
 const log = createLogger(data.logLevel).child({ thread: 'dispatch' })
-log.debug({ priority: lowerThreadPriority(data.backgroundNice ?? 0) }, 'dispatch: thread priority')
+const priority = lowerThreadPriority(data.backgroundNice ?? 0)
+log.debug({ priority }, 'dispatch: thread priority')
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 if (metrics !== undefined) reportEventLoopUtilization(metrics, 'dispatch')
 const dispatcher = createDispatcher(data, log, metrics)

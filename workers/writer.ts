@@ -14,7 +14,8 @@ import { lowerThreadPriority } from '../src/thread-priority.js'
 const data = workerData as WriterData
 const port = parentPort!
 const log = createLogger(data.logLevel).child({ thread: 'writer' })
-log.debug({ priority: lowerThreadPriority(data.backgroundNice) }, 'writer: thread priority')
+const priority = lowerThreadPriority(data.backgroundNice)
+log.debug({ priority }, 'writer: thread priority')
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 if (metrics !== undefined) reportEventLoopUtilization(metrics, 'writer')
 const loop = new WriterLoop({
