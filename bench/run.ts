@@ -42,6 +42,7 @@ function option (name: string, fallback: string): string {
 const quick = process.argv.includes('--quick')
 const duration = Number(option('duration', quick ? '3' : '6'))
 const connections = Number(option('connections', '100'))
+const warmupSeconds = quick ? 1 : 3
 const runs = Number(option('runs', quick ? '1' : '3'))
 const overloadSeconds = Number(option('overload', quick ? '5' : '30'))
 const storageRows = Number(option('rows', quick ? '20000' : '100000'))
@@ -85,6 +86,10 @@ async function main (): Promise<void> {
     // wrk parses this file in every thread of every run, so it is kept moderate; a run that sends more
     // wraps around and re-sends ids (deduplicated: they count once as stored, and loss is per distinct id).
     await generateRequests(requestsFile, quick ? 100_000 : 200_000, secret, workload, `b${Date.now().toString(36)}`)
+    // Each server is warmed up before it is measured (JIT, connection pools, PostgreSQL's caches), with
+    // ids of their own so that the measured requests are all new to it.
+    const warmupFile = join(work, 'warmup.txt')
+    await generateRequests(warmupFile, quick ? 20_000 : 50_000, secret, workload, `w${Date.now().toString(36)}`)
 
     const reset = async (): Promise<void> => { await client.query('TRUNCATE attachment, message') }
     /** Distinct ids answered 202, and how many of them are in the database. */
@@ -126,6 +131,7 @@ async function main (): Promise<void> {
       const pid = server.child.pid!
       // RSS is compared after a warm-up (heap grown, ring pages touched), so growth means a leak or an unbounded queue.
       if (scenario === 'overload') await runWrk({ port: server.port, requestsFile, duration: Math.max(quick ? 1 : 5, Math.ceil(seconds / 3)), connections: conns })
+      else await runWrk({ port: server.port, requestsFile: warmupFile, duration: warmupSeconds, connections: conns })
       const rssBefore = rssBytes(pid)
       const cpu0 = cpuSeconds(pid)
       const pg0 = cpuSecondsOf('postgres')

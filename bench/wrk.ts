@@ -1,5 +1,8 @@
 /** Runs wrk with the pre-signed request script and parses what it prints. */
 import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const wrkScript = fileURLToPath(new URL('../../bench/wrk/post.lua', import.meta.url))
@@ -19,10 +22,13 @@ export async function runWrk (options: { port: number, requestsFile: string, dur
   const threads = options.threads ?? 2
   const env: NodeJS.ProcessEnv = { ...process.env, REQUESTS_FILE: options.requestsFile, WRK_THREADS: String(threads) }
   if (options.acceptedDir !== undefined) env['ACCEPTED_DIR'] = options.acceptedDir
+  // No thread sends before every thread has read its requests (see bench/wrk/post.lua).
+  const scratch = mkdtempSync(join(tmpdir(), 'hermes-wrk-'))
+  env['READY_FILE'] = join(scratch, 'ready')
   const out = await new Promise<string>((resolve, reject) => {
     execFile('wrk', [`-t${threads}`, `-c${Math.max(threads, options.connections)}`, `-d${options.duration}s`, '--timeout', '30s', '-s', wrkScript, `http://127.0.0.1:${options.port}/webhooks/sms`],
       { env, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => error === null ? resolve(stdout) : reject(new Error(`wrk failed: ${error.message} ${stderr}`)))
-  })
+  }).finally(() => rmSync(scratch, { recursive: true, force: true }))
   const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? Number.NaN)
   return {
     rps: num(/Requests\/sec:\s+([\d.]+)/),

@@ -5,6 +5,29 @@
 -- answered 202 is written to ACCEPTED_DIR/<thread>.ids (to check none is lost).
 local threads = {}
 local counter = 0
+local ffi = require("ffi") -- wrk runs LuaJIT: ffi reaches libc for a sleep
+ffi.cdef[[
+  int usleep(unsigned int usec);
+]]
+
+-- wrk initialises its threads one after another, each starting to send as
+-- soon as its own init() is done, and starts the clock of -d only once the
+-- last one is. Reading REQUESTS_FILE takes each thread a second or more
+-- (several on a busy machine), so thread 0 used to send alone before the
+-- measured window and its answers were counted as if sent within it: the
+-- bench overstated every rate. With READY_FILE set, the last thread creates
+-- that file at the end of its init(), and no thread sends before it exists.
+local ready_file = os.getenv("READY_FILE")
+local nthreads = tonumber(os.getenv("WRK_THREADS") or "1")
+local started = ready_file == nil
+
+local function wait_for_every_thread()
+  while true do
+    local f = io.open(ready_file, "r")
+    if f then f:close() return end
+    ffi.C.usleep(1000)
+  end
+end
 
 function setup(thread)
   thread:set("id", counter)
@@ -14,7 +37,6 @@ end
 
 function init(args)
   local file = os.getenv("REQUESTS_FILE")
-  local nthreads = tonumber(os.getenv("WRK_THREADS") or "1")
   local path = os.getenv("WEBHOOK_PATH") or "/webhooks/sms"
   local dir = os.getenv("ACCEPTED_DIR")
   requests = {}
@@ -40,9 +62,21 @@ function init(args)
   retry_after = 0
   other = 0
   if dir then log = io.open(dir .. "/" .. id .. ".ids", "w") end
+  if ready_file and id == nthreads - 1 then io.open(ready_file, "w"):close() end
 end
 
+-- wrk calls thread 0's request() once on its own, before any thread runs,
+-- to check the request parses (script_verify_request); that call must not wait.
+local verified = false
+
 function request()
+  if not started then
+    if id ~= 0 or verified then
+      wait_for_every_thread()
+      started = true
+    end
+    verified = true
+  end
   index = index + 1
   if index > #requests then index = 1 end
   return requests[index]

@@ -1,0 +1,40 @@
+// The bench's load script (bench/wrk/post.lua) against a loopback server that notes when each
+// request arrives: no wrk thread sends before every thread has read its requests.
+import t from 'tap'
+import { createServer, type Server } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { ensureWrk, runWrk } from '../bench/wrk.js'
+import { generateRequests } from '../bench/gen-requests.js'
+
+let wrk: string | false = false
+try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.message : String(error) }
+
+interface Arrival { readonly at: number, readonly line: number }
+
+/** Answers 202 at once; the request id's line number (the script gives line i to thread i % 2) and arrival time are kept. */
+async function startRecorder (t: { teardown (fn: () => unknown): void }): Promise<{ server: Server, port: number, arrivals: Arrival[] }> {
+  const arrivals: Arrival[] = []
+  const server = createServer((req, res) => {
+    arrivals.push({ at: performance.now(), line: Number(/-(\d+)$/.exec(String(req.headers['x-request-id']))?.[1] ?? -1) })
+    req.resume()
+    req.on('end', () => { res.writeHead(202, { 'content-type': 'application/json' }).end('{}') })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return { server, port: (server.address() as AddressInfo).port, arrivals }
+}
+
+t.test('no thread sends before the last one has read the requests file', { skip: wrk }, async (t) => {
+  // Large enough that reading it takes each wrk thread a good fraction of a second.
+  const file = `${t.testdir()}/requests.txt`
+  await generateRequests(file, 60_000, 'secret', 'repeat', 'barrier')
+  const { port, arrivals } = await startRecorder(t)
+  await runWrk({ port, requestsFile: file, duration: 1, connections: 4 })
+  const firstOf = (thread: number): number => Math.min(...arrivals.filter((a) => a.line % 2 === thread).map((a) => a.at))
+  t.ok(arrivals.length > 0, `${arrivals.length} requests arrived`)
+  const lead = firstOf(1) - firstOf(0)
+  // Without the barrier thread 0 starts as soon as its own init() ends, a whole file read earlier.
+  t.ok(lead < 50, `thread 0 started ${lead.toFixed(0)} ms before thread 1`)
+})
