@@ -5,11 +5,26 @@
  * DATABASE_URL, a loopback fake provider, the servers, wrk), stops it all.
  *
  * Options: --quick (short runs), --duration S (default 6), --connections N, --runs N,
+ * --durable-connections N (durable's load; default 3000, see below),
  * --workload repeat|cold, --overload S, --rows N (storage scenarios),
  * --scenarios a,b,… (ceiling, naive, durable, durable-half, enqueued,
  * raw-copy, writer, overload), --out DIR (default bench/results),
  * --provider-rate N (the provider's rate limit per second; default out of
  * the way, so dispatch keeps up with ingest and competes with it for CPU).
+ *
+ * Durable Hermes is loaded with more connections than the others. Each
+ * durable answer waits for its batch's commit, so a closed-loop load of N
+ * connections can never get more than N / commit latency per second
+ * (Little's law; design.md asks for a load test "with enough connections").
+ * On this 2-core machine: 3.2k/s at 100 connections, 6.6k at 1000, 7.0-7.4k
+ * at 2000, 7.0-8.3k at 3000, 8.1-9.1k at 5000 (single runs). The naive
+ * server stays at --connections: it is no faster with more or fewer
+ * (0.8-0.9k/s from 16 to 200 connections in one series), so changing its
+ * load would only move the figure Hermes is compared with. `durable-half`
+ * then sends at half the rate durable reached in the same run, on a fixed
+ * schedule (an open loop), which is what "latency at half the sustained
+ * rate" means; a closed loop at fewer connections measured a lower rate
+ * and a latency that depended on the connection count chosen.
  * BENCH_HERMES_NODE_ARGS (space-separated) go on Hermes' node command line,
  * e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' for one profile per thread.
  */
@@ -42,6 +57,7 @@ function option (name: string, fallback: string): string {
 const quick = process.argv.includes('--quick')
 const duration = Number(option('duration', quick ? '3' : '6'))
 const connections = Number(option('connections', '100'))
+const durableConnections = Number(option('durable-connections', '3000'))
 const warmupSeconds = quick ? 1 : 3
 const runs = Number(option('runs', quick ? '1' : '3'))
 const overloadSeconds = Number(option('overload', quick ? '5' : '30'))
@@ -52,8 +68,14 @@ const outDir = option('out', here('../../bench/results'))
 const providerRate = Number(option('provider-rate', '1000000'))
 if (!(providerRate > 0)) throw new Error('--provider-rate must be a positive number')
 for (const s of scenarios) if (!allScenarios.includes(s)) throw new Error(`unknown scenario ${s}; known: ${allScenarios.join(', ')}`)
+if (scenarios.includes('durable-half') && !(scenarios.indexOf('durable') >= 0 && scenarios.indexOf('durable') < scenarios.indexOf('durable-half'))) {
+  throw new Error('durable-half sends at half the rate durable reached in the same run: list durable before it in --scenarios')
+}
+for (const [name, value] of [['connections', connections], ['durable-connections', durableConnections]] as const) {
+  if (!(Number.isInteger(value) && value > 0)) throw new Error(`--${name} must be a positive integer`)
+}
 
-interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string, readonly recordsPerTask: number | null }
+interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string, readonly recordsPerTask: number | null, readonly dispatchedPerSecond: number | null }
 
 async function main (): Promise<void> {
   await ensureWrk()
@@ -117,7 +139,7 @@ async function main (): Promise<void> {
       return await startServer(here('../src/main.js'), ['--config', file], {}, (l) => l['msg'] === 'hermes started' ? l['port'] as number : undefined, hermesNodeArgs)
     }
 
-    const httpRun = async (scenario: Scenario, conns: number, seconds: number): Promise<HttpRun> => {
+    const httpRun = async (scenario: Scenario, conns: number, seconds: number, rate?: number): Promise<HttpRun> => {
       await reset()
       let server: Server
       const hermes = scenario === 'durable' || scenario === 'durable-half' || scenario === 'enqueued' || scenario === 'overload'
@@ -131,7 +153,7 @@ async function main (): Promise<void> {
       const pid = server.child.pid!
       // RSS is compared after a warm-up (heap grown, ring pages touched), so growth means a leak or an unbounded queue.
       if (scenario === 'overload') await runWrk({ port: server.port, requestsFile, duration: Math.max(quick ? 1 : 5, Math.ceil(seconds / 3)), connections: conns })
-      else await runWrk({ port: server.port, requestsFile: warmupFile, duration: warmupSeconds, connections: conns })
+      else await runWrk({ port: server.port, requestsFile: warmupFile, duration: warmupSeconds, connections: conns, ...(rate === undefined ? {} : { rate }) })
       const rssBefore = rssBytes(pid)
       const cpu0 = cpuSeconds(pid)
       const pg0 = cpuSecondsOf('postgres')
@@ -141,7 +163,7 @@ async function main (): Promise<void> {
       let postgresCpu: number
       let rssAfter: number
       try {
-        result = await runWrk({ port: server.port, requestsFile, duration: seconds, connections: conns, ...(hermes || scenario === 'naive' ? { acceptedDir } : {}) })
+        result = await runWrk({ port: server.port, requestsFile, duration: seconds, connections: conns, ...(hermes || scenario === 'naive' ? { acceptedDir } : {}), ...(rate === undefined ? {} : { rate }) })
         cpu = cpuSeconds(pid) - cpu0
         postgresCpu = cpuSecondsOf('postgres') - pg0
         rssAfter = rssBytes(pid)
@@ -165,7 +187,9 @@ async function main (): Promise<void> {
         commitP99: metrics === null ? null : quantile(metrics, 'hermes_commit_latency_seconds', 0.99),
         busiestThread: busiest === undefined ? '' : `${/thread="([^"]+)"/.exec(busiest[0])![1]} ${busiest[1].toFixed(2)}`,
         // How well the feeder batches: ring records per worker task (each task costs the main thread a postMessage and a wake-up).
-        recordsPerTask: metrics === null ? null : ((metrics.get('hermes_worker_records_total{outcome="accepted"}') ?? 0) + (metrics.get('hermes_worker_records_total{outcome="rejected"}') ?? 0)) / Math.max(1, metrics.get('hermes_worker_task_seconds_count') ?? 0)
+        recordsPerTask: metrics === null ? null : ((metrics.get('hermes_worker_records_total{outcome="accepted"}') ?? 0) + (metrics.get('hermes_worker_records_total{outcome="rejected"}') ?? 0)) / Math.max(1, metrics.get('hermes_worker_task_seconds_count') ?? 0),
+        // Delivery runs beside ingest on the same cores; whether it kept pace belongs in the report.
+        dispatchedPerSecond: metrics === null ? null : [...metrics].filter(([k]) => k.startsWith('hermes_dispatch_sends_total{') && k.includes('outcome="sent"')).reduce((sum, [, v]) => sum + v, 0) / seconds
       }
     }
 
@@ -183,10 +207,12 @@ async function main (): Promise<void> {
           continue
         }
         if (scenario === 'overload' && run > 1) continue
-        const conns = scenario === 'durable-half' ? Math.max(2, Math.floor(connections / 4)) : scenario === 'overload' ? connections * 8 : connections
-        const r = await httpRun(scenario, conns, scenario === 'overload' ? overloadSeconds : duration)
+        // durable-half's connections only need to outnumber the requests in flight at its rate.
+        const conns = scenario === 'durable' ? durableConnections : scenario === 'durable-half' ? Math.max(2, Math.floor(durableConnections / 4)) : scenario === 'overload' ? connections * 8 : connections
+        const rate = scenario === 'durable-half' ? Math.max(1, Math.round(results.get('durable')!.at(-1)!.confirmed / duration / 2)) : undefined
+        const r = await httpRun(scenario, conns, scenario === 'overload' ? overloadSeconds : duration, rate)
         results.set(scenario, [...(results.get(scenario) ?? []), r])
-        process.stderr.write(`${scenario} run ${run}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, 202=${r.accepted} confirmed=${r.confirmed} 503=${r.refused} other=${r.other}\n`)
+        process.stderr.write(`${scenario} run ${run}: ${rate === undefined ? '' : `sent at ${rate}/s, `}${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, 202=${r.accepted} confirmed=${r.confirmed} 503=${r.refused} other=${r.other}\n`)
       }
     }
 
@@ -203,7 +229,8 @@ async function main (): Promise<void> {
         ? `503 share ${(100 * median(rs.map((r) => r.refused / Math.max(1, r.accepted + r.refused + r.other)))).toFixed(0)}%, Retry-After on ${median(rs.map((r) => r.refused === 0 ? 1 : r.retryAfter / r.refused)) * 100}% of 503s, RSS ${(median(rs.map((r) => r.rssBefore)) / 2 ** 20).toFixed(0)}→${(median(rs.map((r) => r.rssAfter)) / 2 ** 20).toFixed(0)} MiB, lost ${median(rs.map((r) => r.distinctAccepted - r.confirmed))}`
         : [
             rs[0]?.busiestThread !== undefined && rs[0].busiestThread !== '' ? `busiest thread ${rs[0].busiestThread}` : '',
-            rs[0]?.recordsPerTask != null ? `${median(rs.map((r) => r.recordsPerTask ?? 0)).toFixed(1)} records/task` : ''
+            rs[0]?.recordsPerTask != null ? `${median(rs.map((r) => r.recordsPerTask ?? 0)).toFixed(1)} records/task` : '',
+            rs[0]?.dispatchedPerSecond != null ? `dispatch sent ${median(rs.map((r) => r.dispatchedPerSecond ?? 0)).toFixed(0)}/s` : ''
           ].filter((s) => s !== '').join(', ')
       return {
         scenario,
@@ -225,14 +252,14 @@ async function main (): Promise<void> {
     const overload = results.get('overload')?.[0]
     const targets: Target[] = [
       { name: 'durable / naive', value: ratio('durable', 'naive'), goal: '>= 12', pass: ratio('durable', 'naive') === null ? null : ratio('durable', 'naive')! >= 12, detail: by('durable')?.note ?? '' },
-      { name: 'durable p99 ms at about half load (connections / 4)', value: by('durable-half')?.p99 ?? null, goal: '<= 50 ms', pass: by('durable-half') === undefined ? null : by('durable-half')!.p99! <= 50, detail: by('durable-half') === undefined ? '' : `at ${(100 * by('durable-half')!.rps / (by('durable')?.rps ?? Number.NaN)).toFixed(0)}% of durable throughput` },
+      { name: 'durable p99 ms at half the sustained rate', value: by('durable-half')?.p99 ?? null, goal: '<= 50 ms', pass: by('durable-half') === undefined ? null : by('durable-half')!.p99! <= 50, detail: by('durable-half') === undefined ? '' : `sent on a fixed schedule; stored ${(100 * by('durable-half')!.rps / (by('durable')?.rps ?? Number.NaN)).toFixed(0)}% of durable's rate` },
       { name: 'durable / ceiling', value: ratio('durable', 'ceiling'), goal: '(reported)', pass: null, detail: '' },
       { name: 'enqueued / ceiling', value: ratio('enqueued', 'ceiling'), goal: '>= 0.40', pass: ratio('enqueued', 'ceiling') === null ? null : ratio('enqueued', 'ceiling')! >= 0.4, detail: by('enqueued')?.note ?? '' },
       { name: 'writer / raw COPY', value: ratio('writer', 'raw-copy'), goal: '>= 0.60', pass: ratio('writer', 'raw-copy') === null ? null : ratio('writer', 'raw-copy')! >= 0.6, detail: '' },
       { name: 'overload RSS growth', value: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1, goal: '< 0.10', pass: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1 < 0.1, detail: '' },
       { name: 'overload lost (202 not in the database)', value: overload === undefined ? null : overload.distinctAccepted - overload.confirmed, goal: '0', pass: overload === undefined ? null : overload.distinctAccepted === overload.confirmed, detail: '' }
     ]
-    const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, node: process.version, postgres: postgresVersion, load: `wrk -t2 (pre-signed requests, bench/wrk/post.lua)`, workload, providerRate, duration: `${duration}s`, connections, runs }
+    const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, node: process.version, postgres: postgresVersion, load: `wrk -t2 (pre-signed requests, bench/wrk/post.lua)`, workload, providerRate, duration: `${duration}s`, connections, durableConnections, runs }
     printReport(machine, summaries, targets)
     const files = writeReport(outDir, { machine, targets, raw: Object.fromEntries([...results].map(([k, v]) => [k, v])), storage: Object.fromEntries(storage) }, summaries)
     console.log(`results: ${files.json}\nchart:   ${files.svg}`)

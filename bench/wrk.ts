@@ -18,10 +18,16 @@ export interface WrkResult {
   readonly other: number
 }
 
-export async function runWrk (options: { port: number, requestsFile: string, duration: number, connections: number, threads?: number, acceptedDir?: string }): Promise<WrkResult> {
+/**
+ * Closed loop by default: each connection sends again as soon as it is
+ * answered. With `rate` (requests per second) the requests go out on a fixed
+ * schedule instead (bench/wrk/post.lua), whatever the answers' latency.
+ */
+export async function runWrk (options: { port: number, requestsFile: string, duration: number, connections: number, threads?: number, acceptedDir?: string, rate?: number }): Promise<WrkResult> {
   const threads = options.threads ?? 2
   const env: NodeJS.ProcessEnv = { ...process.env, REQUESTS_FILE: options.requestsFile, WRK_THREADS: String(threads) }
   if (options.acceptedDir !== undefined) env['ACCEPTED_DIR'] = options.acceptedDir
+  if (options.rate !== undefined) env['RATE'] = String(options.rate)
   // No thread sends before every thread has read its requests (see bench/wrk/post.lua).
   const scratch = mkdtempSync(join(tmpdir(), 'hermes-wrk-'))
   env['READY_FILE'] = join(scratch, 'ready')

@@ -12,8 +12,8 @@ try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.m
 
 t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip: wrk }, async (t) => {
   const out = t.testdir()
-  const child = spawn(process.execPath, [runScript, '--quick', '--duration', '1', '--overload', '2', '--rows', '2000', '--connections', '20',
-    '--scenarios', 'ceiling,naive,durable,raw-copy,writer,overload', '--out', out], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [runScript, '--quick', '--duration', '1', '--overload', '2', '--rows', '2000', '--connections', '20', '--durable-connections', '40',
+    '--scenarios', 'ceiling,naive,durable,durable-half,raw-copy,writer,overload', '--out', out], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
   child.stderr.on('data', () => {})
@@ -26,7 +26,7 @@ t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip:
   const svg = files.find((f) => f.endsWith('.svg'))
   t.ok(json !== undefined && svg !== undefined, `wrote ${files.join(', ')}`)
   const report = JSON.parse(readFileSync(join(out, json!), 'utf8')) as { machine: Record<string, unknown>, summaries: Array<{ scenario: string, rps: number }>, targets: unknown[] }
-  t.same(report.summaries.map((s) => s.scenario), ['ceiling', 'naive', 'durable', 'raw-copy', 'writer', 'overload'])
+  t.same(report.summaries.map((s) => s.scenario), ['ceiling', 'naive', 'durable', 'durable-half', 'raw-copy', 'writer', 'overload'])
   t.ok(report.summaries.every((s) => s.rps > 0), 'every scenario measured something')
   t.ok(report.machine['cores'] !== undefined && report.machine['postgres'] !== undefined, 'the machine is described')
   t.match(readFileSync(join(out, svg!), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>\s*$/)

@@ -1,5 +1,6 @@
 // The bench's load script (bench/wrk/post.lua) against a loopback server that notes when each
-// request arrives: no wrk thread sends before every thread has read its requests.
+// request arrives: no wrk thread sends before every thread has read its requests, and with a
+// rate the requests go out on schedule whatever the connection count.
 import t from 'tap'
 import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
@@ -37,4 +38,15 @@ t.test('no thread sends before the last one has read the requests file', { skip:
   const lead = firstOf(1) - firstOf(0)
   // Without the barrier thread 0 starts as soon as its own init() ends, a whole file read earlier.
   t.ok(lead < 50, `thread 0 started ${lead.toFixed(0)} ms before thread 1`)
+})
+
+t.test('with a rate, requests go out on schedule, not as fast as answers come', { skip: wrk }, async (t) => {
+  const file = `${t.testdir()}/requests.txt`
+  await generateRequests(file, 2000, 'secret', 'repeat', 'paced')
+  const { port, arrivals } = await startRecorder(t)
+  const result = await runWrk({ port, requestsFile: file, duration: 2, connections: 50, rate: 300 })
+  // A closed loop over 50 connections to a server that answers at once would send thousands per second.
+  t.ok(result.accepted >= 450 && result.accepted <= 700, `${result.accepted} requests in 2 s at 300/s`)
+  const seconds = (Math.max(...arrivals.map((a) => a.at)) - Math.min(...arrivals.map((a) => a.at))) / 1000
+  t.ok(arrivals.length / seconds < 400, `arrived at ${(arrivals.length / seconds).toFixed(0)}/s`)
 })

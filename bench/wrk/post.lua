@@ -5,8 +5,10 @@
 -- answered 202 is written to ACCEPTED_DIR/<thread>.ids (to check none is lost).
 local threads = {}
 local counter = 0
-local ffi = require("ffi") -- wrk runs LuaJIT: ffi reaches libc for a sleep
+local ffi = require("ffi") -- wrk runs LuaJIT: ffi reaches libc for a clock and a sleep
 ffi.cdef[[
+  typedef struct { long tv_sec; long tv_nsec; } hermes_timespec;
+  int clock_gettime(int clock, hermes_timespec *ts);
   int usleep(unsigned int usec);
 ]]
 
@@ -26,6 +28,30 @@ local function wait_for_every_thread()
     local f = io.open(ready_file, "r")
     if f then f:close() return end
     ffi.C.usleep(1000)
+  end
+end
+
+-- With RATE set (requests per second, over all threads), each thread sends
+-- at its share of that rate on a fixed schedule (an open loop, like wrk2):
+-- a connection asks delay() for the next free slot of its thread. Without
+-- it, every connection sends again as soon as it is answered.
+local rate = tonumber(os.getenv("RATE") or "")
+if rate then
+  local ts = ffi.new("hermes_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local interval = nthreads * 1000 / rate
+  local next_slot = 0
+  -- A slot missed because every connection was busy is not made up later:
+  -- the rate then falls short, and the report shows the rate reached.
+  function delay()
+    local now = now_ms()
+    if next_slot < now then next_slot = now end
+    local wait = next_slot - now
+    next_slot = next_slot + interval
+    return wait
   end
 end
 
