@@ -133,6 +133,9 @@ async function main (): Promise<void> {
       return found === undefined || !Number.isFinite(found[0]) ? null : found[0] * 1000
     }
 
+    /** Messages delivered since Hermes started (all providers). */
+    const providerSends = (m: Map<string, number>): number => [...m].filter(([k]) => k.startsWith('hermes_dispatch_sends_total{') && k.includes('outcome="sent"')).reduce((sum, [, v]) => sum + v, 0)
+
     const startHermes = async (extra: Record<string, unknown>): Promise<Server> => {
       const file = join(work, `hermes-${Date.now()}.json`)
       writeFileSync(file, JSON.stringify({ ...configObject, port: await freePort(), ...extra }))
@@ -155,6 +158,7 @@ async function main (): Promise<void> {
       if (scenario === 'overload') await runWrk({ port: server.port, requestsFile, duration: Math.max(quick ? 1 : 5, Math.ceil(seconds / 3)), connections: conns })
       else await runWrk({ port: server.port, requestsFile: warmupFile, duration: warmupSeconds, connections: conns, ...(rate === undefined ? {} : { rate }) })
       const rssBefore = rssBytes(pid)
+      const sentBefore = hermes ? providerSends(await scrape(server.port)) : 0
       const cpu0 = cpuSeconds(pid)
       const pg0 = cpuSecondsOf('postgres')
       let result: WrkResult
@@ -189,7 +193,7 @@ async function main (): Promise<void> {
         // How well the feeder batches: ring records per worker task (each task costs the main thread a postMessage and a wake-up).
         recordsPerTask: metrics === null ? null : ((metrics.get('hermes_worker_records_total{outcome="accepted"}') ?? 0) + (metrics.get('hermes_worker_records_total{outcome="rejected"}') ?? 0)) / Math.max(1, metrics.get('hermes_worker_task_seconds_count') ?? 0),
         // Delivery runs beside ingest on the same cores; whether it kept pace belongs in the report.
-        dispatchedPerSecond: metrics === null ? null : [...metrics].filter(([k]) => k.startsWith('hermes_dispatch_sends_total{') && k.includes('outcome="sent"')).reduce((sum, [, v]) => sum + v, 0) / seconds
+        dispatchedPerSecond: metrics === null ? null : (providerSends(metrics) - sentBefore) / seconds
       }
     }
 
