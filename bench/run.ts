@@ -164,8 +164,9 @@ async function main (): Promise<void> {
       // RSS is compared after a warm-up (heap grown, ring pages touched), so growth means a leak or an unbounded queue.
       // Under this load V8's old generation takes about 25 s to reach the size it then saws around (npm run soak:
       // 185 MiB rising to ~290 by 25 s, then 280-306 for the next 70 s), so the warm-up lasts as long as the run.
+      const pacing = rate === undefined ? {} : { rate }
       if (scenario === 'overload') await runWrk({ port: server.port, requestsFile, duration: quick ? 1 : seconds, connections: conns })
-      else await runWrk({ port: server.port, requestsFile: warmupFile, duration: warmupSeconds, connections: conns, ...(rate === undefined ? {} : { rate }) })
+      else await runWrk({ port: server.port, requestsFile: warmupFile, duration: warmupSeconds, connections: conns, ...pacing })
       const rssBefore = rssBytes(pid)
       const sentBefore = hermes ? providerSends(await scrape(server.port)) : 0
       const cpu0 = cpuSeconds(pid)
@@ -176,7 +177,7 @@ async function main (): Promise<void> {
       let postgresCpu: number
       let rssAfter: number
       try {
-        result = await runWrk({ port: server.port, requestsFile, duration: seconds, connections: conns, ...(hermes || scenario === 'naive' ? { acceptedDir } : {}), ...(rate === undefined ? {} : { rate }) })
+        result = await runWrk({ port: server.port, requestsFile, duration: seconds, connections: conns, ...(hermes || scenario === 'naive' ? { acceptedDir } : {}), ...pacing })
         cpu = cpuSeconds(pid) - cpu0
         postgresCpu = cpuSecondsOf('postgres') - pg0
         rssAfter = rssBytes(pid)

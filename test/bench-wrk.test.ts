@@ -2,38 +2,30 @@
 // request arrives: no wrk thread sends before every thread has read its requests, and with a
 // rate the requests go out on schedule whatever the connection count.
 import t from 'tap'
-import { createServer, type Server } from 'node:http'
-import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import { ensureWrk, runWrk } from '../bench/wrk.js'
 import { generateRequests } from '../bench/gen-requests.js'
+import { startFakeProvider, type FakeProvider } from './helpers/fake-provider.js'
 
 let wrk: string | false = false
 try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.message : String(error) }
 
-interface Arrival { readonly at: number, readonly line: number }
-
-/** Answers 202 at once; the request id's line number (the script gives line i to thread i % 2) and arrival time are kept. */
-async function startRecorder (t: { teardown (fn: () => unknown): void }): Promise<{ server: Server, port: number, arrivals: Arrival[] }> {
-  const arrivals: Arrival[] = []
-  const server = createServer((req, res) => {
-    arrivals.push({ at: performance.now(), line: Number(/-(\d+)$/.exec(String(req.headers['x-request-id']))?.[1] ?? -1) })
-    req.resume()
-    req.on('end', () => { res.writeHead(202, { 'content-type': 'application/json' }).end('{}') })
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.closeAllConnections(); server.close() })
-  return { server, port: (server.address() as AddressInfo).port, arrivals }
+/** The fake provider (it records each request and when it arrived), answering every request 202 at once. */
+async function startRecorder (t: { teardown (fn: () => unknown): void }): Promise<FakeProvider> {
+  const recorder = await startFakeProvider(t)
+  recorder.respond(() => ({ status: 202, body: {} }))
+  return recorder
 }
+
+/** The line of the requests file a request came from: the script gives line i to thread i % 2. */
+const lineOf = (id: unknown): number => Number(/-(\d+)$/.exec(String(id))?.[1] ?? -1)
 
 t.test('no thread sends before the last one has read the requests file', { skip: wrk }, async (t) => {
   // Large enough that reading it takes each wrk thread a good fraction of a second.
   const file = `${t.testdir()}/requests.txt`
   await generateRequests(file, 60_000, 'secret', 'repeat', 'barrier')
-  const { port, arrivals } = await startRecorder(t)
+  const { port, requests: arrivals } = await startRecorder(t)
   await runWrk({ port, requestsFile: file, duration: 1, connections: 4 })
-  const firstOf = (thread: number): number => Math.min(...arrivals.filter((a) => a.line % 2 === thread).map((a) => a.at))
+  const firstOf = (thread: number): number => Math.min(...arrivals.filter((a) => lineOf(a.headers['x-request-id']) % 2 === thread).map((a) => a.at))
   t.ok(arrivals.length > 0, `${arrivals.length} requests arrived`)
   const lead = firstOf(1) - firstOf(0)
   // Without the barrier thread 0 starts as soon as its own init() ends, a whole file read earlier.
@@ -43,7 +35,7 @@ t.test('no thread sends before the last one has read the requests file', { skip:
 t.test('with a rate, requests go out on schedule, not as fast as answers come', { skip: wrk }, async (t) => {
   const file = `${t.testdir()}/requests.txt`
   await generateRequests(file, 2000, 'secret', 'repeat', 'paced')
-  const { port, arrivals } = await startRecorder(t)
+  const { port, requests: arrivals } = await startRecorder(t)
   const result = await runWrk({ port, requestsFile: file, duration: 2, connections: 50, rate: 300 })
   // A closed loop over 50 connections to a server that answers at once would send thousands per second.
   t.ok(result.accepted >= 450 && result.accepted <= 700, `${result.accepted} requests in 2 s at 300/s`)
