@@ -5,7 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams'
 import type { FromWriter } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
-import { beginAndCopyIntoStaging, createStagingTable, mergeCached, mergeWithResolve, prepareMerge } from './merge-sql.js'
+import { beginAndCopyIntoStaging, createStagingTable, mergeCached, mergeWithResolve, prepareMerge, writerSessionSettings } from './merge-sql.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { isTransientDatabaseError } from '../database-errors.js'
@@ -191,6 +191,7 @@ export class WriterLoop {
       // writer's merge can stay open (holding its new parties' keys) until the lock is released.
       // PostgreSQL 14+; older servers refuse the setting, and do without.
       await client.query("SET client_connection_check_interval = '1s'").catch(() => {})
+      await client.query(writerSessionSettings)
       await client.query(createStagingTable)
       await client.query(prepareMerge)
     } catch (error) {
