@@ -12,10 +12,12 @@ const db = h.db
 // (Hermes applied the schema at start; the writer plans at its first batch, below.)
 await db.query('ANALYZE party, conversation')
 
-interface ScanCounts { seq: number, idx: number }
+interface ScanCounts { seq: number, idx: number, idxRows: number }
 
 async function conversationScans (): Promise<ScanCounts> {
-  const result = await db.query("SELECT seq_scan::int AS seq, coalesce(idx_scan, 0)::int AS idx FROM pg_stat_user_tables WHERE relname = 'conversation'")
+  const result = await db.query(`SELECT t.seq_scan::int AS seq, coalesce(t.idx_scan, 0)::int AS idx,
+                                        (SELECT coalesce(sum(i.idx_tup_read), 0)::int FROM pg_stat_user_indexes i WHERE i.relid = t.relid) AS "idxRows"
+                                   FROM pg_stat_user_tables t WHERE t.relname = 'conversation'`)
   return result.rows[0] as ScanCounts
 }
 
@@ -38,4 +40,6 @@ t.test('id lookups stay index probes after the tables grow from empty', async (t
     return counts.seq + counts.idx >= newConversations ? counts : undefined
   })
   t.ok(scans.seq < 10, `the conversation table was scanned whole ${scans.seq} times (index probes: ${scans.idx})`)
+  // ... nor read whole through an index instead: a probe reads at most the one entry it looks for.
+  t.ok(scans.idxRows <= scans.idx, `${scans.idxRows} index entries read in ${scans.idx} index scans`)
 })
