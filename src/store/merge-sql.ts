@@ -143,6 +143,12 @@ export const prepareMerge = statements.map(([name, sql]) => `PREPARE ${name} AS 
  * whatever the statistics say. Nothing the writer runs needs a sequential
  * scan of a real table; the staging table has no index, so it is still
  * scanned (the only way left to the planner).
+ *
+ * This is safe here because every lookup is an equality on a unique index,
+ * so the index path left is a probe of one entry (test/writer-plans.test.ts
+ * checks that too). It is not a general cure for stale plans: on dispatch's
+ * claim, which joins ranges of rows, the same setting made the planner read
+ * whole indexes instead, and a backlog took 5x longer to claim.
  */
 export const writerSessionSettings = 'SET enable_seqscan = off'
 
