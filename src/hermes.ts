@@ -7,6 +7,8 @@ import { createLogger, type Logger } from './log.js'
 import type { FromWriter, ProcessResult, ProcessTask, ProcessWorkerData, ToWriter, WriterData } from './messages.js'
 import type { DispatchData, ToDispatch } from './dispatch/dispatch-data.js'
 import { startThread, stopThread } from './threads.js'
+import { PreclaimCredit, type PreclaimChannel, type PreclaimData } from './preclaim-credit.js'
+import { laneLeaseMs } from './dispatch/provider-lane.js'
 import { SharedMetrics } from './metrics/shared-metrics.js'
 import { metricsLayout, workerNames, type MetricsSpec } from './metrics/definitions.js'
 import { metricsData } from './metrics/thread-metrics.js'
@@ -78,10 +80,11 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
     stack.push(async () => pending.close())
     const durable = config.ack === 'durable'
 
-    const writer = await startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status), metrics: shared }, log)
+    const preclaimCredit = PreclaimCredit.create(Object.keys(config.providers).length)
+    const writer = await startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status, preclaimCredit), metrics: shared }, log)
     stack.push(() => stopThread(writer, config.shutdownTimeoutMs))
     // Dispatch has its own thread and connection: provider latency never reaches the HTTP or writer threads.
-    const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl), metrics: shared }, log)
+    const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log)
     stack.push(() => stopThread(dispatch, config.shutdownTimeoutMs))
 
     const workerData: ProcessWorkerData = {
@@ -137,8 +140,11 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       switch (message.type) {
         case 'committed':
           if (durable) for (const slot of message.slots) pending.accept(slot)
-          if (message.inserted > 0) dispatch.postMessage({ type: 'wake' } satisfies ToDispatch)
+          if (message.inserted > message.claimed) dispatch.postMessage({ type: 'wake' } satisfies ToDispatch)
           feeder.pump()
+          break
+        case 'preclaimed':
+          dispatch.postMessage(message satisfies ToDispatch)
           break
         case 'rejected':
           if (durable) for (const slot of message.slots) pending.reject(slot, { status: 500, code: message.code, message: message.message })
@@ -236,8 +242,9 @@ function backgroundNice (config: HermesConfig): number {
   return config.ack === 'enqueued' ? config.backgroundNice : 0
 }
 
-function writerData (config: HermesConfig, databaseUrl: string, status: Int32Array): WriterData {
+function writerData (config: HermesConfig, databaseUrl: string, status: Int32Array, credit: PreclaimCredit): WriterData {
   return {
+    preclaim: preclaimData(config, credit),
     databaseUrl,
     status,
     maxBatchRows: config.writer.maxBatchRows,
@@ -245,6 +252,17 @@ function writerData (config: HermesConfig, databaseUrl: string, status: Int32Arr
     logLevel: config.logLevel,
     backgroundNice: backgroundNice(config)
   }
+}
+
+/** Which credit slot (the provider's place in config order, as the dispatcher numbers them) and lease each channel's pre-claims take. */
+function preclaimData (config: HermesConfig, credit: PreclaimCredit): PreclaimData {
+  const providers = Object.values(config.providers)
+  const channels: Record<string, PreclaimChannel> = {}
+  for (const channel of Object.values(config.channels)) {
+    const slot = providers.findIndex((p) => p.name === channel.provider)
+    if (slot >= 0) channels[channel.name] = { slot, leaseMs: laneLeaseMs(providers[slot]!, config.dispatch.leaseMs) }
+  }
+  return { credit: credit.buffer, channels }
 }
 
 function dispatchData (config: HermesConfig, databaseUrl: string): DispatchData {

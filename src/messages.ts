@@ -6,6 +6,7 @@
 import type { FieldProblem } from './errors.js'
 import type { MetricsData } from './metrics/thread-metrics.js'
 import type { ChannelRule } from './process/types.js'
+import type { PreclaimData } from './preclaim-credit.js'
 
 /** Piscina task: process `count` ring records starting at `offset`. */
 export interface ProcessTask {
@@ -38,11 +39,26 @@ export type ToWriter =
 /** writer → main */
 export type FromWriter =
   | { readonly type: 'ready' }
-  | { readonly type: 'committed', readonly slots: Uint32Array, readonly inserted: number, readonly elapsedMs: number }
+  | { readonly type: 'committed', readonly slots: Uint32Array, readonly inserted: number, readonly claimed: number, readonly elapsedMs: number }
+  | Preclaimed
   | { readonly type: 'rejected', readonly slots: Uint32Array, readonly code: string, readonly message: string }
   | { readonly type: 'database', readonly up: boolean, readonly error?: string }
   | { readonly type: 'stopped' }
   | { readonly type: 'fatal', readonly code: string, readonly message: string }
+
+/**
+ * writer → main → dispatch, after every transaction that took pre-claim
+ * credit (src/preclaim-credit.ts), committed or not: the credit it took per
+ * provider slot, and the messages it inserted claimed (JSON text from
+ * PostgreSQL, parsed by the dispatch thread; null when none).
+ */
+export interface Preclaimed {
+  readonly type: 'preclaimed'
+  readonly taken: ReadonlyArray<readonly [slot: number, count: number]>
+  readonly rows: string | null
+  /** Date.now() before the transaction began: the leases count from later than this. */
+  readonly startedAtMs: number
+}
 
 /** workerData of the writer thread */
 export interface WriterData {
@@ -50,6 +66,8 @@ export interface WriterData {
   readonly status: Int32Array
   readonly maxBatchRows: number
   readonly maxBatchDelayMs: number
+  /** Absent: the writer never pre-claims. */
+  readonly preclaim?: PreclaimData
   readonly logLevel: string
   /** Nice increment of this thread (src/thread-priority.ts). */
   readonly backgroundNice: number

@@ -23,6 +23,7 @@ const dispatcher = createDispatcher(data, log, metrics)
 
 port.on('message', (message: ToDispatch) => {
   if (message.type === 'wake') dispatcher.wake()
+  else if (message.type === 'preclaimed') dispatcher.preclaimed(message)
   else if (message.type === 'stop') {
     dispatcher.stop().then(
       () => { post({ type: 'stopped' }); port.close() },

@@ -24,6 +24,7 @@ const loop = new WriterLoop({
   status: data.status,
   maxBatchRows: data.maxBatchRows,
   maxBatchDelayMs: data.maxBatchDelayMs,
+  ...(data.preclaim === undefined ? {} : { preclaim: data.preclaim }),
   post: (message) => port.postMessage(message),
   log
 })

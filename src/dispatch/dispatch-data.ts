@@ -4,6 +4,7 @@
  */
 import type { ChannelConfig, ProviderConfig } from '../config.js'
 import type { MetricsData } from '../metrics/thread-metrics.js'
+import type { Preclaimed } from '../messages.js'
 
 export interface DispatchData {
   readonly databaseUrl: string
@@ -16,13 +17,16 @@ export interface DispatchData {
   readonly pollMs?: number
   readonly leaseMs?: number
   readonly stopTimeoutMs?: number
+  /** Pre-claim credit shared with the writer (src/preclaim-credit.ts); absent: no pre-claims. */
+  readonly preclaimCredit?: SharedArrayBuffer
   /** The shared metrics block (absent in tests that run the thread alone). */
   readonly metrics?: MetricsData
 }
 
-/** main → dispatch: `wake` after a commit that inserted rows; `stop` to drain and exit. */
+/** main → dispatch: `wake` after a commit that inserted rows it did not pre-claim; the writer's pre-claim reports; `stop` to drain and exit. */
 export type ToDispatch =
   | { readonly type: 'wake' }
+  | Preclaimed
   | { readonly type: 'stop' }
 
 /** dispatch → main */

@@ -7,10 +7,13 @@
  * A send holds its provider's concurrency slot until its outcome is stored,
  * so against a fast provider the write-back's latency is the throughput.
  *
- * Work is found three ways: a `wake` (the writer committed new rows), a
- * poll every pollMs (other instances' work, expired leases, redispatch), and
- * a timer at the next retry this instance scheduled. Claims carry a lease,
- * so work held by a crashed instance comes due again when it runs out.
+ * Work is found four ways: messages the writer inserted already claimed for
+ * this dispatcher (pre-claims, src/preclaim-credit.ts: while a provider has
+ * no older work due, its new messages need no claim at all), a `wake` (the
+ * writer committed rows it did not pre-claim), a poll every pollMs (other
+ * instances' work, expired leases, redispatch), and a timer at the next
+ * retry this instance scheduled. Claims carry a lease, so work held by a
+ * crashed instance comes due again when it runs out.
  */
 import type { ChannelConfig, ChannelType, ProviderConfig } from '../config.js'
 import { createLogger, type Logger } from '../log.js'
@@ -21,7 +24,9 @@ import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { reportDispatchGauges } from './dispatch-gauges.js'
 import { decide } from './outcome.js'
-import { ProviderLane } from './provider-lane.js'
+import { laneLeaseMs, ProviderLane } from './provider-lane.js'
+import { PreclaimCredit } from '../preclaim-credit.js'
+import type { Preclaimed } from '../messages.js'
 import { createProviderClient, type SendResult } from './providers/index.js'
 import { StatusWriter, type Entry } from './status-writer.js'
 
@@ -34,6 +39,8 @@ export interface DispatcherOptions {
   readonly leaseMs?: number
   readonly stopTimeoutMs?: number
   readonly metrics?: SharedMetrics
+  /** Pre-claim credit shared with the writer, one slot per provider in `providers` order; absent: no pre-claims. */
+  readonly preclaimCredit?: SharedArrayBuffer
 }
 
 export const kDefaultTuning = {
@@ -56,6 +63,10 @@ export class Dispatcher {
   private readonly tuning: { pollMs: number; leaseMs: number; stopTimeoutMs: number }
   private lanes: ProviderLane[] = []
   private channelById = new Map<number, { name: string; type: ChannelType }>()
+  private readonly laneByChannel = new Map<number, ProviderLane>()
+  private readonly laneBySlot = new Map<number, ProviderLane>()
+  private readonly credit: PreclaimCredit | null
+  private readonly slotOf = new Map<ProviderLane, number>()
   private readonly stats = new Map<string, LaneStats>()
   private readonly held = new Map<string, Claimed>() // by message id: claimed, not yet stored
   private claiming: Promise<void> | null = null
@@ -77,6 +88,7 @@ export class Dispatcher {
     for (const [name, value] of Object.entries(this.tuning)) {
       if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer`)
     }
+    this.credit = options.preclaimCredit === undefined ? null : new PreclaimCredit(options.preclaimCredit)
     this.claimSession = new DbSession(options.databaseUrl, this.log)
     this.writeSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch-write')
     this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming })
@@ -86,6 +98,35 @@ export class Dispatcher {
   async start (): Promise<void> {
     this.started ??= this.open()
     await this.started
+  }
+
+  /**
+   * The writer's report on credit it took (src/preclaim-credit.ts): the
+   * messages it inserted claimed for us join their lanes like claimed ones.
+   */
+  preclaimed (report: Preclaimed): void {
+    for (const [slot, count] of report.taken) {
+      const lane = this.laneBySlot.get(slot)
+      if (lane !== undefined) lane.granted -= count
+    }
+    if (report.rows !== null) {
+      const claimedAt = performance.now() - Math.max(0, Date.now() - report.startedAtMs)
+      const byLane = new Map<ProviderLane, ClaimedRow[]>()
+      for (const row of JSON.parse(report.rows) as PreclaimedRow[]) {
+        const lane = this.laneByChannel.get(row[1])
+        if (lane === undefined) continue // not granted by us; its lease runs out and it is claimed then
+        const rows = byLane.get(lane) ?? []
+        rows.push(claimedRowFrom(row))
+        byLane.set(lane, rows)
+      }
+      for (const [lane, rows] of byLane) {
+        this.options.metrics?.inc('hermes_dispatch_preclaimed_total', [lane.name], rows.length)
+        const items = this.adopt(rows, claimedAt)
+        if (this.stopping !== null) for (const item of items) this.writer.add({ item, decision: null, provider: lane.name })
+        else lane.enqueue(items)
+      }
+    }
+    if (this.stopping === null) for (const lane of this.lanes) if (lane.hungry()) { this.requestClaims(); break }
   }
 
   /** New work was committed: claim now instead of at the next poll. */
@@ -124,14 +165,18 @@ export class Dispatcher {
       const channelIds = channels.filter((c) => c.provider === provider.name && idOf.has(c.name)).map((c) => idOf.get(c.name)!)
       if (channelIds.length === 0) continue
       // A lane stops starting sends well before the lease ends (see ProviderLane), which needs room for a whole request.
-      const leaseMs = Math.max(this.tuning.leaseMs, 3 * provider.timeoutMs)
+      const leaseMs = laneLeaseMs(provider, this.tuning.leaseMs)
+      const slot = providers.indexOf(provider)
       const lane = new ProviderLane(provider, channelIds, leaseMs, createProviderClient(provider), {
         onResult: (l, item, result) => this.onResult(l, item, result),
         onRateLimitWait: (l, ms) => this.options.metrics?.inc('hermes_dispatch_rate_limit_wait_seconds_total', [l.name], ms / 1000),
         onRelease: (l, item) => this.writer.add({ item, decision: null, provider: l.name }),
         onHungry: () => this.requestClaims()
-      })
+      }, this.credit !== null)
       this.lanes.push(lane)
+      this.slotOf.set(lane, slot)
+      this.laneBySlot.set(slot, lane)
+      for (const id of channelIds) this.laneByChannel.set(id, lane)
       this.stats.set(provider.name, { queued: 0, sending: 0, sent: 0, retried: 0, failed: 0, rateLimited: 0 })
     }
     for (const channel of channels) {
@@ -151,8 +196,12 @@ export class Dispatcher {
     this.dueTimers.clear()
     await this.claiming
     const deadline = Date.now() + this.tuning.stopTimeoutMs
-    for (const lane of this.lanes) for (const item of lane.stop()) this.writer.add({ item, decision: null, provider: lane.name })
-    while (this.lanes.some((l) => l.sending > 0) && Date.now() < deadline) await sleep(10)
+    for (const lane of this.lanes) {
+      this.revoke(lane)
+      for (const item of lane.stop()) this.writer.add({ item, decision: null, provider: lane.name })
+    }
+    // Pre-claims the writer took credit for before the revoke are given back as their reports arrive.
+    while (this.lanes.some((l) => l.sending > 0 || l.granted > 0) && Date.now() < deadline) await sleep(10)
     for (const lane of this.lanes) {
       const abandoned = lane.abandon()
       if (abandoned.length > 0) this.log.warn({ provider: lane.name, messages: abandoned.length }, 'dispatch: sends still in flight at stop; their claims are given back and they may be sent again')
@@ -210,7 +259,9 @@ export class Dispatcher {
       this.claimAgain = false
       for (const lane of this.lanes) {
         if (this.stopping !== null) return
-        if (lane.drained) continue
+        if (lane.drained) { this.grant(lane); continue }
+        // Older work is due: claim it first, and let the writer pre-claim again only once it is taken.
+        this.revoke(lane)
         const want = lane.wanted()
         if (want <= 0) continue
         const wakes = lane.wakeCount
@@ -224,7 +275,8 @@ export class Dispatcher {
           return
         }
         lane.claimed(want, rows.length, wakes)
-        const items = this.adopt(rows)
+        if (lane.drained) this.grant(lane)
+        const items = this.adopt(rows, performance.now())
         // stop() began while this claim ran: hand the rows straight back.
         if (this.stopping !== null) for (const item of items) this.writer.add({ item, decision: null, provider: lane.name })
         else if (items.length > 0) lane.enqueue(items)
@@ -233,17 +285,31 @@ export class Dispatcher {
   }
 
   /** Turns claimed rows into lane items; a message this instance still holds (its outcome unstored) only gets its new lease. */
-  private adopt (rows: readonly ClaimedRow[]): Claimed[] {
-    const now = performance.now()
+  private adopt (rows: readonly ClaimedRow[], claimedAt: number): Claimed[] {
     const fresh: Claimed[] = []
     for (const row of rows) {
       const mine = this.held.get(row.id)
       if (mine !== undefined) { mine.lease = row.lease; continue }
-      const item = claimedFromRow(row, this.channelById.get(row.channel_id)!, now)
+      const item = claimedFromRow(row, this.channelById.get(row.channel_id)!, claimedAt)
       this.held.set(item.id, item)
       fresh.push(item)
     }
     return fresh
+  }
+
+  /** Nothing older is due for this lane: the writer may pre-claim what it can start soon. */
+  private grant (lane: ProviderLane): void {
+    if (this.credit === null || this.stopping !== null) return
+    const count = lane.wanted()
+    if (count <= 0) return
+    this.credit.grant(this.slotOf.get(lane)!, count)
+    lane.granted += count
+  }
+
+  /** Takes back the credit the writer has not taken yet. */
+  private revoke (lane: ProviderLane): void {
+    if (this.credit === null) return
+    lane.granted -= this.credit.revoke(this.slotOf.get(lane)!)
   }
 
   private retryClaimsLater (): void {
@@ -293,8 +359,29 @@ export function createDispatcher (data: DispatchData, log: Logger = createLogger
     ...(data.pollMs === undefined ? {} : { pollMs: data.pollMs }),
     ...(data.leaseMs === undefined ? {} : { leaseMs: data.leaseMs }),
     ...(data.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: data.stopTimeoutMs }),
-    ...(metrics === undefined ? {} : { metrics })
+    ...(metrics === undefined ? {} : { metrics }),
+    ...(data.preclaimCredit === undefined ? {} : { preclaimCredit: data.preclaimCredit })
   })
+}
+
+/** A pre-claimed message as the writer's merge returns it (src/store/merge-sql.ts, insertMessages). */
+type PreclaimedRow = [id: string, channelId: number, externalId: string, sender: string, recipient: string, body: string,
+  sentAt: string | null, receivedAt: string, attachments: string[], lease: string]
+
+function claimedRowFrom ([id, channelId, externalId, sender, recipient, body, sentAt, receivedAt, attachments, lease]: PreclaimedRow): ClaimedRow {
+  return {
+    id,
+    channel_id: channelId,
+    external_id: externalId,
+    sender,
+    recipient,
+    body,
+    sent_at: sentAt === null ? null : new Date(sentAt),
+    received_at: new Date(receivedAt),
+    attempts: 0,
+    lease,
+    attachments
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

@@ -22,6 +22,11 @@ export interface LaneHooks {
   readonly onRateLimitWait?: (lane: ProviderLane, ms: number) => void
 }
 
+/** The lease a lane's claims carry: room for a whole request well inside it (see staleAfterMs). */
+export function laneLeaseMs (provider: ProviderConfig, leaseMs: number): number {
+  return Math.max(leaseMs, 3 * provider.timeoutMs)
+}
+
 /** How far ahead a lane claims: what it can start within this many ms. */
 const kClaimHorizonMs = 1000
 /** Rows per claim statement, and the most a lane holds queued. */
@@ -34,6 +39,12 @@ export class ProviderLane {
   private isDrained = false
   /** Counts undrain() calls, so a claim that was already running when new work arrived cannot mark the lane drained. */
   private wakes = 0
+  /**
+   * Pre-claim credit granted to the writer and not yet reported back
+   * (src/preclaim-credit.ts): messages that may arrive claimed without a
+   * claim of ours, so they count against what the lane wants.
+   */
+  granted = 0
   private queue: Claimed[] = []
   private head = 0
   private readonly inFlight = new Set<Claimed>()
@@ -56,7 +67,9 @@ export class ProviderLane {
     readonly channelIds: readonly number[],
     readonly leaseMs: number,
     private readonly client: ProviderClient,
-    private readonly hooks: LaneHooks
+    private readonly hooks: LaneHooks,
+    /** The writer may insert this lane's messages pre-claimed (the dispatcher grants it credit). */
+    private readonly preclaims = false
   ) {
     this.name = config.name
     this.bucket = new TokenBucket(config.rateLimit.perSecond, config.rateLimit.burst)
@@ -90,14 +103,18 @@ export class ProviderLane {
     // Until a first answer shows how fast the provider is, only fill the free slots.
     const byLatency = Number.isNaN(this.latencyMs) ? 0 : Math.ceil(concurrency * kClaimHorizonMs / Math.max(1, this.latencyMs))
     const target = Math.min(kMaxQueued, byRate, Math.max(concurrency - this.inFlight.size - this.unsettled.size, byLatency))
-    return Math.min(kMaxClaimRows, target - this.queued)
+    return Math.min(kMaxClaimRows, target - this.queued - this.granted)
   }
 
-  /** Worth a claim: at least half the target is missing (or anything at all for a small target). */
+  /**
+   * Worth a claim (or, when drained and pre-claims are on, a grant of
+   * credit): at least half the target is missing (or anything at all for a
+   * small target).
+   */
   hungry (): boolean {
-    if (this.stopped || this.isDrained) return false
+    if (this.stopped || (this.isDrained && !this.preclaims)) return false
     const want = this.wanted()
-    return want > 0 && want >= (this.queued + want) / 2
+    return want > 0 && want >= (this.queued + this.granted + want) / 2
   }
 
   enqueue (items: readonly Claimed[]): void {

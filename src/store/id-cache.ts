@@ -33,13 +33,16 @@ export class IdCache {
 
   /**
    * Prefixes each COPY line with `from_id, to_id, conversation_id` (`\N` when
-   * unknown). Columns 4 and 5 of a line are the addresses; validation
-   * guarantees they hold no tab or backslash, so the raw text is the value.
+   * unknown) and `claim_ms`: the lease `claimMs` gives for the line's channel
+   * when the row is to be inserted pre-claimed (src/preclaim-credit.ts), else
+   * `\N`. Column 1 of a line is the channel name and columns 4 and 5 the
+   * addresses; validation guarantees they hold no tab or backslash, so the
+   * raw text is the value.
    * Works on the bytes: only the two addresses are decoded, and the lines
    * are copied once into the output (decoding whole batches to a string and
    * concatenating cost the writer ~7 us a row).
    */
-  annotate (rows: Uint8Array): AnnotatedRows {
+  annotate (rows: Uint8Array, claimMs?: (channel: string) => number | undefined): AnnotatedRows {
     const input = Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength)
     const prefixes: string[] = []
     const ends: number[] = []
@@ -56,14 +59,15 @@ export class IdCache {
       const conversation = this.conversations.get(pairKey(from, to))
       const fromId = this.parties.get(from)
       const toId = this.parties.get(to)
+      const claim = claimMs?.(input.toString('latin1', start, t1)) ?? '\\N'
       let prefix: string
       if (conversation === undefined || fromId === undefined || toId === undefined) {
         uncached++
         this.misses++
-        prefix = `${fromId ?? '\\N'}\t${toId ?? '\\N'}\t\\N\t`
+        prefix = `${fromId ?? '\\N'}\t${toId ?? '\\N'}\t\\N\t${claim}\t`
       } else {
         this.hits++
-        prefix = `${fromId}\t${toId}\t${conversation}\t`
+        prefix = `${fromId}\t${toId}\t${conversation}\t${claim}\t`
       }
       prefixes.push(prefix)
       prefixBytes += prefix.length // ASCII: digits, tabs, \N

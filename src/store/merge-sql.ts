@@ -3,12 +3,15 @@ import { stagingColumns } from '../staging-row.js'
 /**
  * The writer's SQL. A batch is COPYed into a per-connection temporary
  * staging table (each line prefixed by the writer with the party and
- * conversation ids it has cached, or NULL), then merged in the same
- * transaction:
+ * conversation ids it has cached, or NULL, and with the lease of a row to be
+ * inserted pre-claimed for this instance's dispatcher, or NULL), then merged
+ * in the same transaction:
  *  - resolve (only when some row is not cached): upsert the unknown parties,
  *    fill in their ids, upsert the ordered conversation pairs, fill in the
  *    conversation ids, and return them so the writer can cache them;
- *  - insert: messages deduplicated on (channel, external id), attachments.
+ *  - insert: messages deduplicated on (channel, external id), attachments;
+ *    a pre-claimed message is inserted 'sending' with its lease, and what
+ *    the dispatcher needs to send it is returned (src/preclaim-credit.ts).
  * Ids are looked up with scalar subqueries on purpose: the staging table
  * has no statistics, and a join lets the planner hash the whole party table
  * for every batch; a subquery is one index probe per row, and a missing id
@@ -24,6 +27,7 @@ CREATE TEMP TABLE IF NOT EXISTS hermes_staging (
   from_id          bigint,
   to_id            bigint,
   conversation_id  bigint,
+  claim_ms         integer,
   channel          text NOT NULL,
   external_id      text NOT NULL,
   address_kind     text NOT NULL,
@@ -35,7 +39,7 @@ CREATE TEMP TABLE IF NOT EXISTS hermes_staging (
   attachments      text[] NOT NULL
 ) ON COMMIT DELETE ROWS`
 
-const copyIntoStaging = `COPY hermes_staging (from_id, to_id, conversation_id, ${stagingColumns.join(', ')}) FROM STDIN`
+const copyIntoStaging = `COPY hermes_staging (from_id, to_id, conversation_id, claim_ms, ${stagingColumns.join(', ')}) FROM STDIN`
 
 /**
  * A batch's transaction opens in the same message as its COPY: a separate
@@ -81,7 +85,12 @@ SET conversation_id = (SELECT c.id FROM conversation c
 WHERE s.conversation_id IS NULL
 RETURNING s.from_address, s.to_address, s.from_id::text, s.to_id::text, s.conversation_id::text`
 
-/** Inserts the batch's messages and attachments; returns one row of counts. */
+/**
+ * Inserts the batch's messages and attachments; returns one row of counts
+ * and the pre-claimed messages as JSON text (the writer passes it on to the
+ * dispatch thread unparsed). A duplicate is not inserted, so it is never
+ * claimed. The lease is counted from now(), the transaction's start.
+ */
 const insertMessages = `
 WITH batch AS (
   -- the same (channel, id) twice in one batch is one message
@@ -90,12 +99,14 @@ WITH batch AS (
   FROM hermes_staging s LEFT JOIN channel c ON c.name = s.channel
   ORDER BY s.channel, s.external_id
 ), inserted AS (
-  INSERT INTO message (channel_id, external_id, conversation_id, sender_id, recipient_id, body, sent_at, received_at)
-  SELECT channel_id, external_id, conversation_id, from_id, to_id, body, sent_at, received_at
+  INSERT INTO message (channel_id, external_id, conversation_id, sender_id, recipient_id, body, sent_at, received_at,
+                       dispatch_status, claimed_until)
+  SELECT channel_id, external_id, conversation_id, from_id, to_id, body, sent_at, received_at,
+         CASE WHEN claim_ms IS NULL THEN 'pending' ELSE 'sending' END, now() + claim_ms * interval '1 millisecond'
   FROM batch
   ORDER BY channel_id, external_id
   ON CONFLICT (channel_id, external_id) DO NOTHING
-  RETURNING id, channel_id, external_id
+  RETURNING id, channel_id, external_id, claimed_until
 ), attachments AS (
   INSERT INTO attachment (message_id, position, url)
   SELECT i.id, u.position, u.url
@@ -106,10 +117,16 @@ WITH batch AS (
 )
 SELECT (SELECT count(*) FROM inserted)::int AS inserted,
        (SELECT count(*) FROM attachments)::int AS attachments,
+       (SELECT count(*) FROM inserted WHERE claimed_until IS NOT NULL)::int AS claimed,
        (SELECT count(*) FROM batch)::int AS distinct_rows,
        (SELECT coalesce(json_object_agg(c.name, x.n), '{}')
           FROM (SELECT channel_id, count(*) AS n FROM inserted GROUP BY channel_id) x JOIN channel c ON c.id = x.channel_id
-       ) AS by_channel`
+       ) AS by_channel,
+       (SELECT json_agg(json_build_array(i.id::text, i.channel_id, i.external_id, b.from_address, b.to_address, b.body,
+                                         b.sent_at, b.received_at, b.attachments, i.claimed_until::text))::text
+          FROM inserted i JOIN batch b ON b.channel_id = i.channel_id AND b.external_id = i.external_id
+         WHERE i.claimed_until IS NOT NULL
+       ) AS preclaimed`
 
 /**
  * The merge's statements, prepared once per connection (after the staging

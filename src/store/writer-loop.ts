@@ -10,12 +10,15 @@ import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { isTransientDatabaseError } from '../database-errors.js'
 import { concatSlots, rowCount, splitRows, type RowBatch } from './row-batch.js'
+import type { PreclaimData } from '../preclaim-credit.js'
+import { Preclaimer } from './preclaim-batch.js'
 
 export interface WriterOptions {
   readonly databaseUrl: string
   readonly status: Int32Array
   readonly maxBatchRows: number
   readonly maxBatchDelayMs: number
+  readonly preclaim?: PreclaimData
   readonly post: (message: FromWriter) => void
   readonly log: Logger
   readonly metrics?: SharedMetrics
@@ -41,8 +44,11 @@ export class WriterLoop {
   private stopping = false
   private lastContact = 0
   private readonly cache = new IdCache()
+  private readonly preclaimer: Preclaimer | null
 
-  constructor (private readonly options: WriterOptions) {}
+  constructor (private readonly options: WriterOptions) {
+    this.preclaimer = options.preclaim === undefined ? null : new Preclaimer(options.preclaim)
+  }
 
   enqueue (batch: RowBatch): void {
     this.queue.push(batch)
@@ -117,7 +123,7 @@ export class WriterLoop {
   private async commitOrIsolate (group: RowBatch[]): Promise<void> {
     try {
       const started = performance.now()
-      const { inserted, attachments, byChannel } = await this.commit(group)
+      const { inserted, claimed, attachments, byChannel } = await this.commit(group)
       const rows = rowCount(group)
       this.dequeue(group.length, rows)
       const elapsedMs = performance.now() - started
@@ -131,7 +137,7 @@ export class WriterLoop {
         m.inc('hermes_attachments_stored_total', [], attachments)
         m.inc('hermes_messages_duplicate_total', [], rows - inserted)
       }
-      this.options.post({ type: 'committed', slots: concatSlots(group), inserted, elapsedMs })
+      this.options.post({ type: 'committed', slots: concatSlots(group), inserted, claimed, elapsedMs })
     } catch (error) {
       const transient = isTransientDatabaseError(error)
       this.options.metrics?.inc('hermes_writer_failures_total', [transient ? 'transient' : 'refused'])
@@ -156,9 +162,12 @@ export class WriterLoop {
     for (let i = 0; i < rows.length; i++) await this.commitOrIsolate([this.queue[0]!])
   }
 
-  private async commit (group: RowBatch[]): Promise<{ inserted: number, attachments: number, byChannel: Record<string, number> }> {
+  private async commit (group: RowBatch[]): Promise<{ inserted: number, claimed: number, attachments: number, byChannel: Record<string, number> }> {
     const client = this.client!
-    const annotated = group.map((b) => this.cache.annotate(b.rows))
+    const startedAtMs = Date.now()
+    const preclaim = this.preclaimer?.batch(rowCount(group))
+    const annotated = group.map((b) => this.cache.annotate(b.rows, preclaim?.claimMs))
+    let preclaimed: string | null = null
     const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['miss'], uncached)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['hit'], rowCount(group) - uncached)
@@ -169,11 +178,17 @@ export class WriterLoop {
       this.markUp()
       // Committed: only now are the ids real for everyone.
       if (uncached > 0) this.cache.learn(results[3]!.rows as ResolvedIds[])
-      const counts = results[uncached > 0 ? 4 : 0]!.rows[0] as { inserted: number, attachments: number, by_channel: Record<string, number> }
-      return { inserted: counts.inserted, attachments: counts.attachments, byChannel: counts.by_channel }
+      const counts = results[uncached > 0 ? 4 : 0]!.rows[0] as { inserted: number, claimed: number, attachments: number, by_channel: Record<string, number>, preclaimed: string | null }
+      preclaimed = counts.preclaimed
+      return { inserted: counts.inserted, claimed: counts.claimed, attachments: counts.attachments, byChannel: counts.by_channel }
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})
       throw error
+    } finally {
+      // Committed or not, the dispatcher learns what became of its credit. Should the COMMIT
+      // itself be lost with the connection, rows it did commit stay claimed until their lease
+      // runs out and are then claimed like any other: late, never lost.
+      if (preclaim?.tookAny === true) this.options.post({ type: 'preclaimed', taken: [...preclaim.taken], rows: preclaimed, startedAtMs })
     }
   }
 

@@ -1,0 +1,66 @@
+/**
+ * Pre-claims: the writer inserts a new message already claimed for this
+ * instance's dispatcher (status 'sending', a lease) when the dispatcher has
+ * said it can start it soon, and hands it over after the commit. Such a
+ * message needs no claim statement: a claim is an UPDATE of the wide message
+ * row (a new row version, five index entries) plus joins to fetch what to
+ * send, and it was the largest share of PostgreSQL's CPU per message.
+ *
+ * How many the writer may claim is the dispatcher's to say, as credit per
+ * provider in shared memory: the dispatcher grants what a lane can start
+ * within its claim horizon (so pre-claimed messages never sit claimed for
+ * long, and memory stays bounded), and only while its last claim for that
+ * provider came back short (no older work is due in the database), so
+ * retries and a backlog are always taken first. The writer takes credit for
+ * a transaction and reports afterwards how much it took and which messages
+ * it claimed; until that report the dispatcher counts the credit as
+ * outstanding. Only the dispatcher adds credit and only the writer takes it.
+ */
+export class PreclaimCredit {
+  private readonly slots: Int32Array
+
+  /** One slot per provider, in the order of the config's providers. */
+  static create (providers: number): PreclaimCredit {
+    return new PreclaimCredit(new SharedArrayBuffer(Math.max(1, providers) * Int32Array.BYTES_PER_ELEMENT))
+  }
+
+  constructor (readonly buffer: SharedArrayBuffer) {
+    this.slots = new Int32Array(buffer)
+  }
+
+  /** Dispatcher: the writer may claim `count` more messages of this provider. */
+  grant (slot: number, count: number): void {
+    Atomics.add(this.slots, slot, count)
+  }
+
+  /** Dispatcher: takes back whatever the writer has not taken yet; returns how much that was. */
+  revoke (slot: number): number {
+    return Atomics.exchange(this.slots, slot, 0)
+  }
+
+  /** Writer: takes up to `most` of this provider's credit; returns how much it got. */
+  take (slot: number, most: number): number {
+    for (;;) {
+      const available = Atomics.load(this.slots, slot)
+      const taken = Math.min(available, most)
+      if (taken <= 0) return 0
+      if (Atomics.compareExchange(this.slots, slot, available, available - taken) === available) return taken
+    }
+  }
+
+  available (slot: number): number {
+    return Atomics.load(this.slots, slot)
+  }
+}
+
+/** What the writer needs to pre-claim a channel's messages: its provider's credit slot and lease. */
+export interface PreclaimChannel {
+  readonly slot: number
+  readonly leaseMs: number
+}
+
+/** The writer's pre-claim set-up (absent: it never pre-claims, e.g. without a dispatcher). */
+export interface PreclaimData {
+  readonly credit: SharedArrayBuffer
+  readonly channels: Readonly<Record<string, PreclaimChannel>>
+}

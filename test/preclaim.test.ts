@@ -1,0 +1,130 @@
+// Pre-claims (src/preclaim-credit.ts): while dispatch has room and nothing older is due, the writer
+// inserts new messages already claimed for it and hands them over, so they need no claim statement.
+// They must reach the provider exactly as claimed ones do, exactly once, within the credit granted,
+// and a stop must leave none of them claimed.
+import t from 'tap'
+import { PreclaimCredit } from '../src/preclaim-credit.js'
+import { Preclaimer } from '../src/store/preclaim-batch.js'
+import { busiestWindow, startFakeProvider } from './helpers/fake-provider.js'
+import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
+import { postAll, type Webhook } from './helpers/load.js'
+import { until } from './helpers/wait.js'
+
+const fake = await startFakeProvider(t)
+
+async function metric (base: string, series: string): Promise<number> {
+  const text = (await send('GET', `${base}/metrics`)).text
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? 0 : Number(line.slice(series.length + 1))
+}
+
+function webhooks (count: number, prefix: string): Webhook[] {
+  return Array.from({ length: count }, (_, i) => {
+    const payload = smsPayload({ to: `+1${prefix}${String(i).padStart(4, '0')}` })
+    return { id: payload['id'] as string, body: JSON.stringify(payload) }
+  })
+}
+
+t.test('a transaction claims no more than the credit granted, per provider, and says how much it took', async (t) => {
+  const credit = PreclaimCredit.create(2)
+  const preclaimer = new Preclaimer({ credit: credit.buffer, channels: { sms: { slot: 0, leaseMs: 60_000 }, mms: { slot: 0, leaseMs: 60_000 }, email: { slot: 1, leaseMs: 90_000 } } })
+  credit.grant(0, 3)
+  const batch = preclaimer.batch(10)
+  const leases = ['sms', 'sms', 'email', 'mms', 'mms', 'fax'].map(batch.claimMs)
+  t.same(leases, [60_000, 60_000, undefined, 60_000, undefined, undefined], 'two channels share their provider\'s credit; no credit, no claim')
+  t.same([...batch.taken], [[0, 3], [1, 0]])
+  t.ok(batch.tookAny)
+  t.equal(credit.available(0), 0, 'the credit taken is gone from the pool')
+  credit.grant(1, 5)
+  t.equal(credit.revoke(1), 5, 'a revoke takes back what the writer has not taken')
+  t.notOk(preclaimer.batch(10).tookAny || ['sms', 'email'].map(preclaimer.batch(10).claimMs).some((ms) => ms !== undefined))
+})
+
+t.test('a pre-claimed message is sent with every field, once, and stored as sent', async (t) => {
+  // A long poll keeps the dispatcher from revoking its credit to look for older work, so the
+  // first webhook on an idle instance is certainly pre-claimed.
+  const h = await startTestHermes(t, {
+    dispatch: { pollMs: 60_000 },
+    channels: {
+      sms: { provider: 'generic', secrets: ['test-secret'] },
+      mms: { provider: 'twilio', secrets: ['test-secret'] },
+      email: { provider: 'generic', secrets: ['test-secret'] }
+    },
+    providers: {
+      twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok' },
+      generic: { kind: 'http', baseUrl: fake.url, apiKey: 'key' }
+    }
+  })
+  const mms = smsPayload({ to: '+15557770001', attachments: ['https://cdn.example.com/a.png', 's3://bucket/b.jpg'] })
+  const sms = smsPayload({ to: '+15557770002', timestamp: '2026-11-30T05:06:07.123Z' })
+  t.equal((await h.postSigned('mms', mms)).status, 202)
+  t.equal((await h.postSigned('sms', sms)).status, 202)
+  const rows = await until('both messages to be sent', 10_000, async () => {
+    const r = await h.db.query("SELECT external_id, dispatch_attempts, provider_message_id, claimed_until FROM message WHERE external_id = ANY($1) AND dispatch_status = 'sent' ORDER BY external_id", [[mms['id'], sms['id']]])
+    return r.rows.length === 2 ? r.rows : undefined
+  })
+  t.equal(await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="twilio"}'), 1, 'the mms was pre-claimed')
+  t.equal(await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="generic"}'), 1, 'the sms was pre-claimed')
+  for (const row of rows) {
+    t.equal(row['dispatch_attempts'], 1)
+    t.ok(row['provider_message_id'], 'the provider\'s id is stored')
+    t.equal(row['claimed_until'], null, 'the claim is let go once the outcome is stored')
+  }
+  const twilio = fake.requestsTo('+15557770001')
+  t.equal(twilio.length, 1, 'the mms was sent once')
+  t.same(twilio[0]!.body, { To: '+15557770001', From: '+14155552671', Body: mms['body'], MediaUrl: ['https://cdn.example.com/a.png', 's3://bucket/b.jpg'] })
+  const generic = fake.requestsTo('+15557770002')
+  t.equal(generic.length, 1, 'the sms was sent once')
+  t.match(generic[0]!.body, { from: '+14155552671', to: '+15557770002', type: 'sms', body: sms['body'], attachments: [], timestamp: '2026-11-30T05:06:07.123Z' })
+})
+
+t.test('under load pre-claims and claims share the work: every message sent exactly once, within the rate limit', async (t) => {
+  const perSecond = 50
+  const burst = 10
+  const h = await startTestHermes(t, {
+    channels: {
+      sms: { provider: 'twilio', secrets: ['test-secret'] },
+      mms: { provider: 'twilio', secrets: ['test-secret'] },
+      email: { provider: 'twilio', secrets: ['test-secret'] }
+    },
+    providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', rateLimit: { perSecond, burst } } }
+  })
+  // Six seconds of sends at the limit, posted far faster: the credit (about a second's worth)
+  // cannot cover them all, so the rest are committed pending and claimed.
+  const load = webhooks(300, '666')
+  const result = await postAll(`${h.base}/webhooks/sms`, load)
+  t.equal(result.acknowledged.length, load.length, 'every webhook answered 202')
+  await until('every message to be sent', 30_000, async () => {
+    const r = await h.db.query("SELECT count(*)::int AS n FROM message WHERE external_id = ANY($1) AND dispatch_status = 'sent'", [load.map((w) => w.id)])
+    return r.rows[0]['n'] === load.length ? true : undefined
+  })
+  const preclaimed = await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="twilio"}')
+  t.ok(preclaimed > 0 && preclaimed < load.length, `${preclaimed} of ${load.length} pre-claimed, the rest claimed`)
+  const requests = fake.requests.filter((r) => r.to?.startsWith('+1666') === true)
+  t.equal(requests.length, load.length, 'no message sent twice')
+  t.equal(new Set(requests.map((r) => r.to)).size, load.length, 'every message sent')
+  const busiest = busiestWindow(requests.map((r) => r.at))
+  t.ok(busiest <= perSecond + burst, `busiest second at the provider: ${busiest} (limit ${perSecond} + burst ${burst})`)
+})
+
+t.test('a stop leaves no message claimed: pre-claimed ones not yet sent are given back', async (t) => {
+  const h = await startTestHermes(t, {
+    channels: {
+      sms: { provider: 'twilio', secrets: ['test-secret'] },
+      mms: { provider: 'twilio', secrets: ['test-secret'] },
+      email: { provider: 'twilio', secrets: ['test-secret'] }
+    },
+    providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', rateLimit: { perSecond: 4, burst: 4 } } }
+  })
+  const load = webhooks(40, '777')
+  const result = await postAll(`${h.base}/webhooks/sms`, load)
+  t.equal(result.acknowledged.length, load.length)
+  t.ok(await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="twilio"}') > 0, 'some were pre-claimed')
+  await h.hermes.stop()
+  const { rows } = await h.db.query('SELECT dispatch_status AS status, count(*)::int AS n, count(claimed_until)::int AS leased FROM message WHERE external_id = ANY($1) GROUP BY 1 ORDER BY 1', [load.map((w) => w.id)])
+  const byStatus = Object.fromEntries(rows.map((r) => [r['status'], r['n']]))
+  t.notOk('sending' in byStatus, `no message left claimed (${JSON.stringify(byStatus)})`)
+  t.equal(rows.reduce((n, r) => n + (r['leased'] as number), 0), 0, 'no lease left behind')
+  t.equal((byStatus['sent'] ?? 0) + (byStatus['pending'] ?? 0), load.length, 'each message sent or pending')
+})
+
