@@ -28,8 +28,11 @@ t.test('no thread sends before the last one has read the requests file', { skip:
   const firstOf = (thread: number): number => Math.min(...arrivals.filter((a) => lineOf(a.headers['x-request-id']) % 2 === thread).map((a) => a.at))
   t.ok(arrivals.length > 0, `${arrivals.length} requests arrived`)
   const lead = firstOf(1) - firstOf(0)
-  // Without the barrier thread 0 starts as soon as its own init() ends, a whole file read earlier.
-  t.ok(lead < 50, `thread 0 started ${lead.toFixed(0)} ms before thread 1`)
+  // Without the barrier thread 0 starts as soon as its own init() ends, a whole file read earlier
+  // (665 ms on an idle machine, more on a busy one). With it the lead is only how soon each thread
+  // gets a core once the file exists: a few ms when idle, but 58 ms was seen on CI beside the
+  // rest of the suite, so the bound sits between the two.
+  t.ok(lead < 250, `thread 0 started ${lead.toFixed(0)} ms before thread 1`)
 })
 
 t.test('with a rate, requests go out on schedule, not as fast as answers come', { skip: wrk }, async (t) => {
