@@ -10,8 +10,9 @@
  * provider in shared memory: the dispatcher grants what a lane can start
  * within its claim horizon (so pre-claimed messages never sit claimed for
  * long, and memory stays bounded), and only while its last claim for that
- * provider came back short (no older work is due in the database), so
- * retries and a backlog are always taken first. The writer takes credit for
+ * provider came back short (no older work is due in the database); a claim
+ * that comes back full takes the credit back, so new messages do not
+ * overtake retries or a backlog. The writer takes credit for
  * a transaction and reports afterwards how much it took and which messages
  * it claimed; until that report the dispatcher counts the credit as
  * outstanding. Only the dispatcher adds credit and only the writer takes it.

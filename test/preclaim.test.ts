@@ -5,7 +5,7 @@
 import t from 'tap'
 import { PreclaimCredit } from '../src/preclaim-credit.js'
 import { Preclaimer } from '../src/store/preclaim-batch.js'
-import { busiestWindow, startFakeProvider } from './helpers/fake-provider.js'
+import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
 import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
 import { postAll, type Webhook } from './helpers/load.js'
 import { until } from './helpers/wait.js'
@@ -38,6 +38,27 @@ t.test('a transaction claims no more than the credit granted, per provider, and 
   credit.grant(1, 5)
   t.equal(credit.revoke(1), 5, 'a revoke takes back what the writer has not taken')
   t.notOk(preclaimer.batch(10).tookAny || ['sms', 'email'].map(preclaimer.batch(10).claimMs).some((ms) => ms !== undefined))
+})
+
+t.test('credit is granted while nothing older is due, taken back when a claim comes back full, granted again once it is short', async (t) => {
+  const perSecond = 20
+  const fx = await dispatchFixture(t, {
+    channels: { sms: { provider: 'twilio' } },
+    providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', rateLimit: { perSecond, burst: 5 } } }
+  })
+  const credit = PreclaimCredit.create(1)
+  const dispatcher = await fx.startDispatcher({ preclaimCredit: credit.buffer, pollMs: 60_000 })
+  // Its first claim finds nothing due: the writer may pre-claim about a second of sends.
+  const granted = await until('credit for the writer', 5000, async () => credit.available(0) > 0 ? credit.available(0) : undefined)
+  t.ok(granted <= perSecond + 5, `${granted} granted: what the lane can start within its claim horizon`)
+  // Older work appears (retries come due, another instance's leases run out): three seconds' worth.
+  const ids = await fx.insert('sms', 3 * perSecond)
+  dispatcher.wake()
+  await until('the credit to be taken back', 5000, async () => credit.available(0) === 0 ? true : undefined)
+  t.pass('a full claim takes the credit back, so new messages do not overtake the backlog')
+  await fx.waitForStatus(ids, 'sent', 20_000)
+  await until('credit again once the backlog is claimed', 5000, async () => credit.available(0) > 0 ? true : undefined)
+  t.pass('a short claim grants credit again')
 })
 
 t.test('a pre-claimed message is sent with every field, once, and stored as sent', async (t) => {

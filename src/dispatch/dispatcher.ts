@@ -260,8 +260,6 @@ export class Dispatcher {
       for (const lane of this.lanes) {
         if (this.stopping !== null) return
         if (lane.drained) { this.grant(lane); continue }
-        // Older work is due: claim it first, and let the writer pre-claim again only once it is taken.
-        this.revoke(lane)
         const want = lane.wanted()
         if (want <= 0) continue
         const wakes = lane.wakeCount
@@ -275,7 +273,10 @@ export class Dispatcher {
           return
         }
         lane.claimed(want, rows.length, wakes)
-        if (lane.drained) this.grant(lane)
+        // A full claim means older work is waiting in the database: new messages stop jumping it
+        // (the writer's credit is taken back) until a claim comes back short.
+        if (rows.length === want) this.revoke(lane)
+        else if (lane.drained) this.grant(lane)
         const items = this.adopt(rows, performance.now())
         // stop() began while this claim ran: hand the rows straight back.
         if (this.stopping !== null) for (const item of items) this.writer.add({ item, decision: null, provider: lane.name })
@@ -300,7 +301,7 @@ export class Dispatcher {
   /** Nothing older is due for this lane: the writer may pre-claim what it can start soon. */
   private grant (lane: ProviderLane): void {
     if (this.credit === null || this.stopping !== null) return
-    const count = lane.wanted()
+    const count = lane.grantable()
     if (count <= 0) return
     this.credit.grant(this.slotOf.get(lane)!, count)
     lane.granted += count

@@ -42,7 +42,7 @@ export class ProviderLane {
   /**
    * Pre-claim credit granted to the writer and not yet reported back
    * (src/preclaim-credit.ts): messages that may arrive claimed without a
-   * claim of ours, so they count against what the lane wants.
+   * claim of ours, so no more is granted while it covers what the lane wants.
    */
   granted = 0
   private queue: Claimed[] = []
@@ -103,7 +103,17 @@ export class ProviderLane {
     // Until a first answer shows how fast the provider is, only fill the free slots.
     const byLatency = Number.isNaN(this.latencyMs) ? 0 : Math.ceil(concurrency * kClaimHorizonMs / Math.max(1, this.latencyMs))
     const target = Math.min(kMaxQueued, byRate, Math.max(concurrency - this.inFlight.size - this.unsettled.size, byLatency))
-    return Math.min(kMaxClaimRows, target - this.queued - this.granted)
+    return Math.min(kMaxClaimRows, target - this.queued)
+  }
+
+  /**
+   * How much more pre-claim credit to grant: what the lane wants beyond the
+   * credit already out. Claims do not count that credit (so credit left
+   * untaken never keeps due work from being claimed); the lane then holds at
+   * most twice its target.
+   */
+  grantable (): number {
+    return this.wanted() - this.granted
   }
 
   /**
@@ -112,9 +122,13 @@ export class ProviderLane {
    * small target).
    */
   hungry (): boolean {
-    if (this.stopped || (this.isDrained && !this.preclaims)) return false
+    if (this.stopped) return false
+    if (this.isDrained) {
+      const more = this.preclaims ? this.grantable() : 0
+      return more > 0 && more >= (this.queued + this.granted + more) / 2
+    }
     const want = this.wanted()
-    return want > 0 && want >= (this.queued + this.granted + want) / 2
+    return want > 0 && want >= (this.queued + want) / 2
   }
 
   enqueue (items: readonly Claimed[]): void {

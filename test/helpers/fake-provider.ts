@@ -217,7 +217,7 @@ export interface DispatchFixture {
   /** The dispatch columns of these messages (all when no ids), by id. */
   rows (ids?: readonly string[]): Promise<Map<string, DispatchRow>>
   /** Starts an in-process dispatcher for this config (stopped in teardown unless the test stops it). */
-  startDispatcher (options?: Partial<Pick<DispatcherOptions, 'pollMs' | 'leaseMs' | 'stopTimeoutMs'>>): Promise<Dispatcher>
+  startDispatcher (options?: Partial<Pick<DispatcherOptions, 'pollMs' | 'leaseMs' | 'stopTimeoutMs' | 'preclaimCredit'>>): Promise<Dispatcher>
   /** Polls until every one of `ids` has `status`; throws with the statuses seen at the deadline. */
   waitForStatus (ids: readonly string[], status: string, timeoutMs?: number): Promise<Map<string, DispatchRow>>
 }
