@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import type { FromWriter } from '../messages.js'
+import type { FromWriter, Preclaimed } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
 import { beginAndCopyIntoStaging, createStagingTable, mergeCached, mergeWithResolve, prepareMerge, writerSessionSettings } from './merge-sql.js'
@@ -123,7 +123,7 @@ export class WriterLoop {
   private async commitOrIsolate (group: RowBatch[]): Promise<void> {
     try {
       const started = performance.now()
-      const { inserted, claimed, attachments, byChannel } = await this.commit(group)
+      const { inserted, claimed, attachments, byChannel, preclaimed } = await this.commit(group)
       const rows = rowCount(group)
       this.dequeue(group.length, rows)
       const elapsedMs = performance.now() - started
@@ -138,6 +138,9 @@ export class WriterLoop {
         m.inc('hermes_messages_duplicate_total', [], rows - inserted)
       }
       this.options.post({ type: 'committed', slots: concatSlots(group), inserted, claimed, elapsedMs })
+      // After the answers: pre-claimed messages start sends at once, which would compete for the
+      // cores with the 202s of this very batch.
+      if (preclaimed !== null) this.options.post(preclaimed)
     } catch (error) {
       const transient = isTransientDatabaseError(error)
       this.options.metrics?.inc('hermes_writer_failures_total', [transient ? 'transient' : 'refused'])
@@ -162,12 +165,11 @@ export class WriterLoop {
     for (let i = 0; i < rows.length; i++) await this.commitOrIsolate([this.queue[0]!])
   }
 
-  private async commit (group: RowBatch[]): Promise<{ inserted: number, claimed: number, attachments: number, byChannel: Record<string, number> }> {
+  private async commit (group: RowBatch[]): Promise<{ inserted: number, claimed: number, attachments: number, byChannel: Record<string, number>, preclaimed: Preclaimed | null }> {
     const client = this.client!
     const startedAtMs = Date.now()
     const preclaim = this.preclaimer?.batch(rowCount(group))
     const annotated = group.map((b) => this.cache.annotate(b.rows, preclaim?.claimMs))
-    let preclaimed: string | null = null
     const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['miss'], uncached)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['hit'], rowCount(group) - uncached)
@@ -179,16 +181,15 @@ export class WriterLoop {
       // Committed: only now are the ids real for everyone.
       if (uncached > 0) this.cache.learn(results[3]!.rows as ResolvedIds[])
       const counts = results[uncached > 0 ? 4 : 0]!.rows[0] as { inserted: number, claimed: number, attachments: number, by_channel: Record<string, number>, preclaimed: string | null }
-      preclaimed = counts.preclaimed
-      return { inserted: counts.inserted, claimed: counts.claimed, attachments: counts.attachments, byChannel: counts.by_channel }
+      const preclaimed: Preclaimed | null = preclaim?.tookAny === true ? { type: 'preclaimed', taken: [...preclaim.taken], rows: counts.preclaimed, startedAtMs } : null
+      return { inserted: counts.inserted, claimed: counts.claimed, attachments: counts.attachments, byChannel: counts.by_channel, preclaimed }
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})
-      throw error
-    } finally {
       // Committed or not, the dispatcher learns what became of its credit. Should the COMMIT
       // itself be lost with the connection, rows it did commit stay claimed until their lease
       // runs out and are then claimed like any other: late, never lost.
-      if (preclaim?.tookAny === true) this.options.post({ type: 'preclaimed', taken: [...preclaim.taken], rows: preclaimed, startedAtMs })
+      if (preclaim?.tookAny === true) this.options.post({ type: 'preclaimed', taken: [...preclaim.taken], rows: null, startedAtMs })
+      throw error
     }
   }
 
