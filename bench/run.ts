@@ -75,7 +75,7 @@ for (const [name, value] of [['connections', connections], ['durable-connections
   if (!(Number.isInteger(value) && value > 0)) throw new Error(`--${name} must be a positive integer`)
 }
 
-interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string, readonly recordsPerTask: number | null, readonly dispatchedPerSecond: number | null }
+interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string, readonly recordsPerTask: number | null, readonly dispatchedPerSecond: number | null, readonly preclaimedShare: number | null }
 
 async function main (): Promise<void> {
   await ensureWrk()
@@ -142,6 +142,8 @@ async function main (): Promise<void> {
 
     /** Messages delivered since Hermes started (all providers). */
     const providerSends = (m: Map<string, number>): number => [...m].filter(([k]) => k.startsWith('hermes_dispatch_sends_total{') && k.includes('outcome="sent"')).reduce((sum, [, v]) => sum + v, 0)
+    /** Messages the writer handed to dispatch pre-claimed (the rest needed a claim statement). */
+    const preclaims = (m: Map<string, number>): number => [...m].filter(([k]) => k.startsWith('hermes_dispatch_preclaimed_total{')).reduce((sum, [, v]) => sum + v, 0)
 
     const startHermes = async (extra: Record<string, unknown>): Promise<Server> => {
       const file = join(work, `hermes-${Date.now()}.json`)
@@ -168,7 +170,9 @@ async function main (): Promise<void> {
       if (scenario === 'overload') await runWrk({ port: server.port, requestsFile, duration: quick ? 1 : seconds, connections: conns })
       else await runWrk({ port: server.port, requestsFile: warmupFile, duration: warmupSeconds, connections: conns, ...pacing })
       const rssBefore = rssBytes(pid)
-      const sentBefore = hermes ? providerSends(await scrape(server.port)) : 0
+      const before = hermes ? await scrape(server.port) : null
+      const sentBefore = before === null ? 0 : providerSends(before)
+      const preclaimedBefore = before === null ? 0 : preclaims(before)
       const cpu0 = cpuSeconds(pid)
       const pg0 = cpuSecondsOf('postgres')
       let result: WrkResult
@@ -203,7 +207,9 @@ async function main (): Promise<void> {
         // How well the feeder batches: ring records per worker task (each task costs the main thread a postMessage and a wake-up).
         recordsPerTask: metrics === null ? null : ((metrics.get('hermes_worker_records_total{outcome="accepted"}') ?? 0) + (metrics.get('hermes_worker_records_total{outcome="rejected"}') ?? 0)) / Math.max(1, metrics.get('hermes_worker_task_seconds_count') ?? 0),
         // Delivery runs beside ingest on the same cores; whether it kept pace belongs in the report.
-        dispatchedPerSecond: metrics === null ? null : (providerSends(metrics) - sentBefore) / seconds
+        dispatchedPerSecond: metrics === null ? null : (providerSends(metrics) - sentBefore) / seconds,
+        // Of the messages handed to dispatch in the window, how many came pre-claimed by the writer.
+        preclaimedShare: metrics === null ? null : (preclaims(metrics) - preclaimedBefore) / Math.max(1, providerSends(metrics) - sentBefore)
       }
     }
 
@@ -244,7 +250,7 @@ async function main (): Promise<void> {
         : [
             rs[0]?.busiestThread !== undefined && rs[0].busiestThread !== '' ? `busiest thread ${rs[0].busiestThread}` : '',
             rs[0]?.recordsPerTask != null ? `${median(rs.map((r) => r.recordsPerTask ?? 0)).toFixed(1)} records/task` : '',
-            rs[0]?.dispatchedPerSecond != null ? `dispatch sent ${median(rs.map((r) => r.dispatchedPerSecond ?? 0)).toFixed(0)}/s` : ''
+            rs[0]?.dispatchedPerSecond != null ? `dispatch sent ${median(rs.map((r) => r.dispatchedPerSecond ?? 0)).toFixed(0)}/s (${(100 * median(rs.map((r) => r.preclaimedShare ?? 0))).toFixed(0)}% pre-claimed)` : ''
           ].filter((s) => s !== '').join(', ')
       return {
         scenario,
