@@ -17,6 +17,15 @@ import type pg from 'pg'
  * Claims up to $2 due messages of the channels $1 with a lease of $3 ms.
  * The due rows are picked in a MATERIALIZED CTE (not `id IN (SELECT … LIMIT)`),
  * which PostgreSQL could re-run inside a join and so claim more than the limit.
+ *
+ * Every other lookup is written so that it can only be an index probe: the
+ * update finds its rows by `id = ANY (ARRAY(…))` and the addresses come from
+ * scalar subqueries. As joins, the planner hashed them: for a claim of 1000
+ * rows (and for any claim under the prepared statement's generic plan, which
+ * cannot know the limit) it read the whole message table and the whole party
+ * table per claim. Measured on 62k messages with 12k due: generic plan 16.7
+ * -> 2.8 ms for 64 rows and 38.8 -> 27.7 ms for 1000; custom plan for 1000
+ * rows 78 -> 30 ms; and the seq scans grow with the table, the probes do not.
  */
 export const claimSql = `
 WITH due AS MATERIALIZED (
@@ -31,16 +40,16 @@ WITH due AS MATERIALIZED (
 ), claimed AS (
   UPDATE message m
      SET dispatch_status = 'sending', claimed_until = now() + $3::float8 * interval '1 millisecond'
-    FROM due WHERE m.id = due.id
+   WHERE m.id = ANY (ARRAY(SELECT id FROM due))
   RETURNING m.id, m.channel_id, m.external_id, m.sender_id, m.recipient_id, m.body, m.sent_at,
             m.dispatch_attempts, m.next_attempt_at, m.claimed_until, m.received_at
 )
-SELECT c.id::text AS id, c.channel_id, c.external_id, s.address AS sender, r.address AS recipient,
+SELECT c.id::text AS id, c.channel_id, c.external_id,
+       (SELECT p.address FROM party p WHERE p.id = c.sender_id) AS sender,
+       (SELECT p.address FROM party p WHERE p.id = c.recipient_id) AS recipient,
        c.body, c.sent_at, c.received_at, c.dispatch_attempts AS attempts, c.claimed_until::text AS lease,
        coalesce((SELECT array_agg(a.url ORDER BY a.position) FROM attachment a WHERE a.message_id = c.id), '{}') AS attachments
   FROM claimed c
-  JOIN party s ON s.id = c.sender_id
-  JOIN party r ON r.id = c.recipient_id
  ORDER BY c.next_attempt_at, c.id`
 
 export interface ClaimedRow {

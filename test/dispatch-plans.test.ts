@@ -1,0 +1,34 @@
+// Dispatch claims look messages and parties up by id. Written as joins, PostgreSQL hashed them:
+// every claim of a large batch, and every claim under the prepared statement's generic plan (which
+// cannot know the limit), read the whole message and party tables, a cost that grows with
+// everything ever stored. The plans are checked here on a table shaped like a running system's:
+// most messages delivered, a backlog due.
+import t, { type Test } from 'tap'
+import { claimSql } from '../src/dispatch/dispatch-sql.js'
+import { dispatchFixture } from './helpers/fake-provider.js'
+
+const fx = await dispatchFixture(t, { channels: { sms: { provider: 'mock' } }, providers: { mock: { kind: 'mock' } } })
+for (let i = 0; i < 4; i++) await fx.insert('sms', 10_000)
+await fx.db.query("UPDATE message SET dispatch_status = 'sent'")
+await fx.insert('sms', 10_000)
+await fx.db.query('VACUUM ANALYZE message, party')
+const { rows: [channel] } = await fx.db.query("SELECT id FROM channel WHERE name = 'sms'")
+
+function assertProbes (t: Test, plan: string): void {
+  const reads = plan.split('\n').filter((line) => /Seq Scan on (message|party)\b/.test(line)).map((line) => line.trim())
+  t.same(reads, [], reads.length === 0 ? 'no whole-table read of message or party' : `whole-table reads in the plan:\n${plan}`)
+}
+
+t.test('the generic plan (what a prepared claim settles on) probes by id', async (t) => {
+  const { rows } = await fx.db.query(`EXPLAIN (GENERIC_PLAN, COSTS OFF) ${claimSql}`)
+  const plan = rows.map((r) => r['QUERY PLAN'] as string).join('\n')
+  assertProbes(t, plan)
+})
+
+for (const limit of [64, 1000]) {
+  t.test(`a claim of ${limit} rows probes by id`, async (t) => {
+    const { rows } = await fx.db.query(`EXPLAIN (COSTS OFF) ${claimSql}`, [[channel['id']], limit, 60_000])
+    const plan = rows.map((r) => r['QUERY PLAN'] as string).join('\n')
+    assertProbes(t, plan)
+  })
+}
