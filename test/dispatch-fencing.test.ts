@@ -22,9 +22,9 @@ async function claimOne (): Promise<ClaimedRow> {
   return rows[0]!
 }
 
-/** Lets the message's lease run out, as if its send had outlived it. */
+/** Lets the message's lease run out, as if its send had outlived it (a claim makes it due again at the lease's end). */
 async function expire (id: string): Promise<void> {
-  await fx.db.query("UPDATE message SET claimed_until = now() - interval '1 second' WHERE id = $1", [id])
+  await fx.db.query("UPDATE message SET claimed_until = now() - interval '1 second', next_attempt_at = now() - interval '1 second' WHERE id = $1", [id])
 }
 
 function sent (item: Claimed): Entry {

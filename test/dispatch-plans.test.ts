@@ -5,6 +5,7 @@
 // most messages delivered, a backlog due.
 import t, { type Test } from 'tap'
 import { claimSql } from '../src/dispatch/dispatch-sql.js'
+import pg from 'pg'
 import { dispatchFixture } from './helpers/fake-provider.js'
 
 const fx = await dispatchFixture(t, { channels: { sms: { provider: 'mock' } }, providers: { mock: { kind: 'mock' } } })
@@ -32,3 +33,23 @@ for (const limit of [64, 1000]) {
     assertProbes(t, plan)
   })
 }
+
+t.test('a claim does not step over the messages in flight', async (t) => {
+  // 2000 messages claimed and not yet sent, as under load.
+  const { rows: inFlight } = await fx.db.query(claimSql, [[channel['id']], 2000, 60_000])
+  t.equal(inFlight.length, 2000)
+  const client = new pg.Client({ connectionString: fx.db.url })
+  await client.connect()
+  t.teardown(() => client.end())
+  await client.query('BEGIN')
+  const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${claimSql}`, [[channel['id']], 64, 60_000])
+  await client.query('ROLLBACK')
+  const removed: number[] = []
+  const visit = (node: Record<string, unknown>): void => {
+    if (node['Index Name'] === 'message_dispatch_due_idx') removed.push(Number(node['Rows Removed by Filter'] ?? 0))
+    for (const child of (node['Plans'] as Array<Record<string, unknown>> | undefined) ?? []) visit(child)
+  }
+  visit((rows[0]['QUERY PLAN'] as Array<{ Plan: Record<string, unknown> }>)[0]!.Plan)
+  t.equal(removed.length, 1, 'the due messages are found through the due index')
+  t.ok(removed[0]! < 64, `${removed[0]} index entries read and thrown away for a claim of 64`)
+})

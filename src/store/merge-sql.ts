@@ -89,7 +89,9 @@ RETURNING s.from_address, s.to_address, s.from_id::text, s.to_id::text, s.conver
  * Inserts the batch's messages and attachments; returns one row of counts
  * and the pre-claimed messages as JSON text (the writer passes it on to the
  * dispatch thread unparsed). A duplicate is not inserted, so it is never
- * claimed. The lease is counted from now(), the transaction's start.
+ * claimed. The lease is counted from now(), the transaction's start, and a
+ * pre-claimed message is next due at its end, as a claimed one is
+ * (src/dispatch/dispatch-sql.ts).
  */
 const insertMessages = `
 WITH batch AS (
@@ -100,9 +102,10 @@ WITH batch AS (
   ORDER BY s.channel, s.external_id
 ), inserted AS (
   INSERT INTO message (channel_id, external_id, conversation_id, sender_id, recipient_id, body, sent_at, received_at,
-                       dispatch_status, claimed_until)
+                       dispatch_status, claimed_until, next_attempt_at)
   SELECT channel_id, external_id, conversation_id, from_id, to_id, body, sent_at, received_at,
-         CASE WHEN claim_ms IS NULL THEN 'pending' ELSE 'sending' END, now() + claim_ms * interval '1 millisecond'
+         CASE WHEN claim_ms IS NULL THEN 'pending' ELSE 'sending' END, now() + claim_ms * interval '1 millisecond',
+         now() + coalesce(claim_ms, 0) * interval '1 millisecond'
   FROM batch
   ORDER BY channel_id, external_id
   ON CONFLICT (channel_id, external_id) DO NOTHING
