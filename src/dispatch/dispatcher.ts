@@ -66,7 +66,6 @@ export class Dispatcher {
   private readonly laneByChannel = new Map<number, ProviderLane>()
   private readonly laneBySlot = new Map<number, ProviderLane>()
   private readonly credit: PreclaimCredit | null
-  private readonly slotOf = new Map<ProviderLane, number>()
   private readonly stats = new Map<string, LaneStats>()
   private readonly held = new Map<string, Claimed>() // by message id: claimed, not yet stored
   private claiming: Promise<void> | null = null
@@ -126,7 +125,7 @@ export class Dispatcher {
         else lane.enqueue(items)
       }
     }
-    if (this.stopping === null) for (const lane of this.lanes) if (lane.hungry()) { this.requestClaims(); break }
+    if (this.stopping === null && this.lanes.some((lane) => lane.hungry())) this.requestClaims()
   }
 
   /** New work was committed: claim now instead of at the next poll. */
@@ -166,15 +165,15 @@ export class Dispatcher {
       if (channelIds.length === 0) continue
       // A lane stops starting sends well before the lease ends (see ProviderLane), which needs room for a whole request.
       const leaseMs = laneLeaseMs(provider, this.tuning.leaseMs)
+      // Credit slots number the providers in config order, as the writer's set-up does (src/hermes.ts).
       const slot = providers.indexOf(provider)
       const lane = new ProviderLane(provider, channelIds, leaseMs, createProviderClient(provider), {
         onResult: (l, item, result) => this.onResult(l, item, result),
         onRateLimitWait: (l, ms) => this.options.metrics?.inc('hermes_dispatch_rate_limit_wait_seconds_total', [l.name], ms / 1000),
         onRelease: (l, item) => this.writer.add({ item, decision: null, provider: l.name }),
         onHungry: () => this.requestClaims()
-      }, this.credit !== null)
+      }, this.credit === null ? null : slot)
       this.lanes.push(lane)
-      this.slotOf.set(lane, slot)
       this.laneBySlot.set(slot, lane)
       for (const id of channelIds) this.laneByChannel.set(id, lane)
       this.stats.set(provider.name, { queued: 0, sending: 0, sent: 0, retried: 0, failed: 0, rateLimited: 0 })
@@ -300,17 +299,17 @@ export class Dispatcher {
 
   /** Nothing older is due for this lane: the writer may pre-claim what it can start soon. */
   private grant (lane: ProviderLane): void {
-    if (this.credit === null || this.stopping !== null) return
+    if (this.credit === null || lane.preclaimSlot === null || this.stopping !== null) return
     const count = lane.grantable()
     if (count <= 0) return
-    this.credit.grant(this.slotOf.get(lane)!, count)
+    this.credit.grant(lane.preclaimSlot, count)
     lane.granted += count
   }
 
   /** Takes back the credit the writer has not taken yet. */
   private revoke (lane: ProviderLane): void {
-    if (this.credit === null) return
-    lane.granted -= this.credit.revoke(this.slotOf.get(lane)!)
+    if (this.credit === null || lane.preclaimSlot === null) return
+    lane.granted -= this.credit.revoke(lane.preclaimSlot)
   }
 
   private retryClaimsLater (): void {

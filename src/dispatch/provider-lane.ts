@@ -68,8 +68,8 @@ export class ProviderLane {
     readonly leaseMs: number,
     private readonly client: ProviderClient,
     private readonly hooks: LaneHooks,
-    /** The writer may insert this lane's messages pre-claimed (the dispatcher grants it credit). */
-    private readonly preclaims = false
+    /** The lane's slot of pre-claim credit (src/preclaim-credit.ts), or null: the writer never pre-claims its messages. */
+    readonly preclaimSlot: number | null = null
   ) {
     this.name = config.name
     this.bucket = new TokenBucket(config.rateLimit.perSecond, config.rateLimit.burst)
@@ -124,7 +124,7 @@ export class ProviderLane {
   hungry (): boolean {
     if (this.stopped) return false
     if (this.isDrained) {
-      const more = this.preclaims ? this.grantable() : 0
+      const more = this.preclaimSlot === null ? 0 : this.grantable()
       return more > 0 && more >= (this.queued + this.granted + more) / 2
     }
     const want = this.wanted()
