@@ -6,7 +6,7 @@ import t from 'tap'
 import { PreclaimCredit } from '../src/preclaim-credit.js'
 import { Preclaimer } from '../src/store/preclaim-batch.js'
 import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
-import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
+import { send, smsPayload, startTestHermes, type TestHermes } from './helpers/hermes.js'
 import { postAll, type Webhook } from './helpers/load.js'
 import { until } from './helpers/wait.js'
 
@@ -16,6 +16,19 @@ async function metric (base: string, series: string): Promise<number> {
   const text = (await send('GET', `${base}/metrics`)).text
   const line = text.split('\n').find((l) => l.startsWith(`${series} `))
   return line === undefined ? 0 : Number(line.slice(series.length + 1))
+}
+
+/**
+ * Posts one webhook and waits until it is sent: by then dispatch has made its first claim, found
+ * nothing more due and granted the writer credit (webhooks racing its start are simply claimed).
+ */
+async function untilDispatchIsIdle (h: TestHermes): Promise<void> {
+  const payload = smsPayload({ to: '+15550000000' })
+  if ((await h.postSigned('sms', payload)).status !== 202) throw new Error('the first webhook was not accepted')
+  await until('the first webhook to be sent', 10_000, async () => {
+    const { rows } = await h.db.query("SELECT 1 FROM message WHERE external_id = $1 AND dispatch_status = 'sent'", [payload['id']])
+    return rows[0]
+  })
 }
 
 function webhooks (count: number, prefix: string): Webhook[] {
@@ -62,8 +75,8 @@ t.test('credit is granted while nothing older is due, taken back when a claim co
 })
 
 t.test('a pre-claimed message is sent with every field, once, and stored as sent', async (t) => {
-  // A long poll keeps the dispatcher from revoking its credit to look for older work, so the
-  // first webhook on an idle instance is certainly pre-claimed.
+  // A long poll keeps claims (and so a full claim's revoke) out of the way: on an idle instance
+  // whose dispatch has found nothing due, a new webhook is certainly pre-claimed.
   const h = await startTestHermes(t, {
     dispatch: { pollMs: 60_000 },
     channels: {
@@ -76,6 +89,9 @@ t.test('a pre-claimed message is sent with every field, once, and stored as sent
       generic: { kind: 'http', baseUrl: fake.url, apiKey: 'key' }
     }
   })
+  await untilDispatchIsIdle(h)
+  const twilioBefore = await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="twilio"}')
+  const genericBefore = await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="generic"}')
   const mms = smsPayload({ to: '+15557770001', attachments: ['https://cdn.example.com/a.png', 's3://bucket/b.jpg'] })
   const sms = smsPayload({ to: '+15557770002', timestamp: '2026-11-30T05:06:07.123Z' })
   t.equal((await h.postSigned('mms', mms)).status, 202)
@@ -84,8 +100,8 @@ t.test('a pre-claimed message is sent with every field, once, and stored as sent
     const r = await h.db.query("SELECT external_id, dispatch_attempts, provider_message_id, claimed_until FROM message WHERE external_id = ANY($1) AND dispatch_status = 'sent' ORDER BY external_id", [[mms['id'], sms['id']]])
     return r.rows.length === 2 ? r.rows : undefined
   })
-  t.equal(await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="twilio"}'), 1, 'the mms was pre-claimed')
-  t.equal(await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="generic"}'), 1, 'the sms was pre-claimed')
+  t.equal(await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="twilio"}') - twilioBefore, 1, 'the mms was pre-claimed')
+  t.equal(await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="generic"}') - genericBefore, 1, 'the sms was pre-claimed')
   for (const row of rows) {
     t.equal(row['dispatch_attempts'], 1)
     t.ok(row['provider_message_id'], 'the provider\'s id is stored')
@@ -112,6 +128,9 @@ t.test('under load pre-claims and claims share the work: every message sent exac
   })
   // Six seconds of sends at the limit, posted far faster: the credit (about a second's worth)
   // cannot cover them all, so the rest are committed pending and claimed.
+  await untilDispatchIsIdle(h)
+  const series = 'hermes_dispatch_preclaimed_total{provider="twilio"}'
+  const before = await metric(h.base, series)
   const load = webhooks(300, '666')
   const result = await postAll(`${h.base}/webhooks/sms`, load)
   t.equal(result.acknowledged.length, load.length, 'every webhook answered 202')
@@ -119,7 +138,7 @@ t.test('under load pre-claims and claims share the work: every message sent exac
     const r = await h.db.query("SELECT count(*)::int AS n FROM message WHERE external_id = ANY($1) AND dispatch_status = 'sent'", [load.map((w) => w.id)])
     return r.rows[0]['n'] === load.length ? true : undefined
   })
-  const preclaimed = await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="twilio"}')
+  const preclaimed = await metric(h.base, series) - before
   t.ok(preclaimed > 0 && preclaimed < load.length, `${preclaimed} of ${load.length} pre-claimed, the rest claimed`)
   const requests = fake.requests.filter((r) => r.to?.startsWith('+1666') === true)
   t.equal(requests.length, load.length, 'no message sent twice')
@@ -137,10 +156,13 @@ t.test('a stop leaves no message claimed: pre-claimed ones not yet sent are give
     },
     providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', rateLimit: { perSecond: 4, burst: 4 } } }
   })
+  await untilDispatchIsIdle(h)
+  const series = 'hermes_dispatch_preclaimed_total{provider="twilio"}'
+  const before = await metric(h.base, series)
   const load = webhooks(40, '777')
   const result = await postAll(`${h.base}/webhooks/sms`, load)
   t.equal(result.acknowledged.length, load.length)
-  t.ok(await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="twilio"}') > 0, 'some were pre-claimed')
+  t.ok(await metric(h.base, series) - before > 0, 'some were pre-claimed')
   await h.hermes.stop()
   const { rows } = await h.db.query('SELECT dispatch_status AS status, count(*)::int AS n, count(claimed_until)::int AS leased FROM message WHERE external_id = ANY($1) GROUP BY 1 ORDER BY 1', [load.map((w) => w.id)])
   const byStatus = Object.fromEntries(rows.map((r) => [r['status'], r['n']]))
