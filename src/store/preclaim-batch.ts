@@ -1,4 +1,5 @@
 import { PreclaimCredit, type PreclaimChannel, type PreclaimData } from '../preclaim-credit.js'
+import type { Preclaimed } from '../messages.js'
 
 /**
  * One transaction's pre-claims (src/preclaim-credit.ts): decides row by row
@@ -10,6 +11,8 @@ export class PreclaimBatch {
   /** Credit taken, by provider slot. */
   readonly taken = new Map<number, number>()
   private readonly left = new Map<number, number>()
+  /** Date.now() before the transaction: the leases count from later than this. */
+  private readonly startedAtMs = Date.now()
 
   constructor (
     private readonly credit: PreclaimCredit,
@@ -33,9 +36,10 @@ export class PreclaimBatch {
     return lane.leaseMs
   }
 
-  get tookAny (): boolean {
-    for (const n of this.taken.values()) if (n > 0) return true
-    return false
+  /** What to tell the dispatcher once the transaction is over (rows: the merge's JSON, null if none or rolled back); null if no credit was taken. */
+  report (rows: string | null): Preclaimed | null {
+    if (![...this.taken.values()].some((n) => n > 0)) return null
+    return { type: 'preclaimed', taken: [...this.taken], rows, startedAtMs: this.startedAtMs }
   }
 }
 
@@ -43,13 +47,21 @@ export class PreclaimBatch {
 export class Preclaimer {
   private readonly credit: PreclaimCredit
   private readonly channels: ReadonlyMap<string, PreclaimChannel>
+  private readonly slots: readonly number[]
 
   constructor (data: PreclaimData) {
     this.credit = new PreclaimCredit(data.credit)
     this.channels = new Map(Object.entries(data.channels))
+    this.slots = [...new Set([...this.channels.values()].map((c) => c.slot))]
   }
 
-  batch (rows: number): PreclaimBatch {
+  /**
+   * A transaction's pre-claims, or undefined when no provider has credit
+   * (dispatch is behind, or busy with older work): then no row's channel
+   * needs reading at all.
+   */
+  batch (rows: number): PreclaimBatch | undefined {
+    if (this.slots.every((slot) => this.credit.available(slot) === 0)) return undefined
     return new PreclaimBatch(this.credit, this.channels, rows)
   }
 }

@@ -167,7 +167,6 @@ export class WriterLoop {
 
   private async commit (group: RowBatch[]): Promise<{ inserted: number, claimed: number, attachments: number, byChannel: Record<string, number>, preclaimed: Preclaimed | null }> {
     const client = this.client!
-    const startedAtMs = Date.now()
     const preclaim = this.preclaimer?.batch(rowCount(group))
     const annotated = group.map((b) => this.cache.annotate(b.rows, preclaim?.claimMs))
     const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
@@ -181,14 +180,14 @@ export class WriterLoop {
       // Committed: only now are the ids real for everyone.
       if (uncached > 0) this.cache.learn(results[3]!.rows as ResolvedIds[])
       const counts = results[uncached > 0 ? 4 : 0]!.rows[0] as { inserted: number, claimed: number, attachments: number, by_channel: Record<string, number>, preclaimed: string | null }
-      const preclaimed: Preclaimed | null = preclaim?.tookAny === true ? { type: 'preclaimed', taken: [...preclaim.taken], rows: counts.preclaimed, startedAtMs } : null
-      return { inserted: counts.inserted, claimed: counts.claimed, attachments: counts.attachments, byChannel: counts.by_channel, preclaimed }
+      return { inserted: counts.inserted, claimed: counts.claimed, attachments: counts.attachments, byChannel: counts.by_channel, preclaimed: preclaim?.report(counts.preclaimed) ?? null }
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})
       // Committed or not, the dispatcher learns what became of its credit. Should the COMMIT
       // itself be lost with the connection, rows it did commit stay claimed until their lease
       // runs out and are then claimed like any other: late, never lost.
-      if (preclaim?.tookAny === true) this.options.post({ type: 'preclaimed', taken: [...preclaim.taken], rows: null, startedAtMs })
+      const report = preclaim?.report(null)
+      if (report != null) this.options.post(report)
       throw error
     }
   }
