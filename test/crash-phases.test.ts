@@ -12,7 +12,7 @@ import { testDatabase } from './helpers/database.js'
 import { spawnHermes, writeConfigFile, type RunningHermes } from './helpers/process.js'
 import { postAll, startLoad, type LoadResult, type Outcome, type Webhook } from './helpers/load.js'
 import { until } from './helpers/wait.js'
-import { mergeWithResolve } from '../src/store/merge-sql.js'
+import { transactionWithResolve } from '../src/store/merge-sql.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -159,7 +159,7 @@ t.test('SIGKILL while the merge is waiting on a lock: nothing half-merged, every
     // is cut at track_activity_query_size (1 kB by default), so the two agree up to the shorter.
     return r.rows.find((row) => {
       const query = row['query'] as string
-      return query.length > 0 && (mergeWithResolve.startsWith(query) || query.startsWith(mergeWithResolve))
+      return query.length > 0 && (transactionWithResolve.startsWith(query) || query.startsWith(transactionWithResolve))
     })
   })
   run.child.kill('SIGKILL')
@@ -212,12 +212,12 @@ t.test('SIGKILL while the writer is in the middle of a COPY: the transaction rol
     SELECT a.pid, a.backend_xid::text AS xid, a.state, a.wait_event_type, a.wait_event,
            p.tuples_processed::int AS tuples, p.bytes_processed::int AS bytes
       FROM pg_stat_activity a LEFT JOIN pg_stat_progress_copy p ON p.pid = a.pid
-     WHERE a.application_name = 'hermes-writer' AND a.state = 'active' AND a.query LIKE '%COPY hermes_staging %FROM STDIN'`)).rows[0]
+     WHERE a.application_name = 'hermes-writer' AND a.state = 'active' AND a.query LIKE '%COPY hermes_staging %FROM STDIN%'`)).rows[0]
   let caught: Record<string, unknown> | undefined
   const misses = new Map<string, number>()
   const deadline = Date.now() + 60_000
   for (let attempt = 1; caught === undefined && attempt <= kCopyAttempts && Date.now() < deadline; attempt++) {
-    // Wait for COPY data to flow: until the writer has the backend's CopyInResponse, it sends none.
+    // Wait until the backend has read some COPY data (the query and its data go out together).
     let seen: Record<string, unknown> | undefined
     while (Date.now() < deadline && ((seen = await copying()) === undefined || seen['bytes'] === 0)) {}
     if (seen === undefined) break

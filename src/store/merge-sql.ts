@@ -41,14 +41,6 @@ CREATE TEMP TABLE IF NOT EXISTS hermes_staging (
 
 const copyIntoStaging = `COPY hermes_staging (from_id, to_id, conversation_id, claim_ms, ${stagingColumns.join(', ')}) FROM STDIN`
 
-/**
- * A batch's transaction opens in the same message as its COPY: a separate
- * BEGIN cost a round trip per batch (0.6-1.2 ms on a loaded machine).
- * PostgreSQL runs the statements of one simple query in turn, COPY included,
- * and the transaction stays open for the merge that follows.
- */
-export const beginAndCopyIntoStaging = `BEGIN; ${copyIntoStaging}`
-
 /** Upserts the parties of rows not cached, in address order (so concurrent writers lock in one order). */
 const resolveParties = `
 INSERT INTO party (phone, email)
@@ -173,9 +165,14 @@ export const prepareMerge = statements.map(([name, sql]) => `PREPARE ${name} AS 
 export const writerSessionSettings = 'SET enable_seqscan = off'
 
 /**
- * Each batch's merge and its COMMIT, one round trip: resolve (only when some
- * row is not cached) then insert. With resolve, result 3 holds the ids
- * learned and result 4 the counts; without it, result 0 holds the counts.
+ * A batch's whole transaction as one query string: BEGIN, the COPY into
+ * staging, the merge (resolve only when some row is not cached) and COMMIT,
+ * sent with the COPY data in one round trip (src/store/copy-transaction.ts).
+ * The results come back in statement order: with resolve, the one before
+ * last but one holds the ids learned; the one before last (the insert)
+ * holds the counts either way.
  */
-export const mergeWithResolve = `${statements.map(([name]) => `EXECUTE ${name}`).join('; ')}; COMMIT`
-export const mergeCached = 'EXECUTE hermes_insert_messages; COMMIT'
+const transaction = (executes: readonly string[]): string =>
+  `BEGIN; ${copyIntoStaging}; ${executes.map((name) => `EXECUTE ${name}`).join('; ')}; COMMIT`
+export const transactionWithResolve = transaction(statements.map(([name]) => name))
+export const transactionCached = transaction(['hermes_insert_messages'])

@@ -1,11 +1,9 @@
-import { pipeline } from 'node:stream/promises'
-import { Readable } from 'node:stream'
 import pg from 'pg'
-import { from as copyFrom } from 'pg-copy-streams'
 import type { FromWriter, Preclaimed } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
-import { beginAndCopyIntoStaging, createStagingTable, mergeCached, mergeWithResolve, prepareMerge, writerSessionSettings } from './merge-sql.js'
+import { createStagingTable, prepareMerge, transactionCached, transactionWithResolve, writerSessionSettings } from './merge-sql.js'
+import { runCopyTransaction } from './copy-transaction.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { isTransientDatabaseError } from '../database-errors.js'
@@ -173,13 +171,12 @@ export class WriterLoop {
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['miss'], uncached)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['hit'], rowCount(group) - uncached)
     try {
-      await pipeline(Readable.from(annotated.map((a) => a.rows)), client.query(copyFrom(beginAndCopyIntoStaging)))
-      // One round trip for the whole merge and the COMMIT; the resolve step only when something is not cached.
-      const results = await client.query(uncached > 0 ? mergeWithResolve : mergeCached) as unknown as pg.QueryResult[]
+      // One round trip: BEGIN, the COPY, the merge (resolve only when something is not cached), COMMIT.
+      const results = await runCopyTransaction(client, uncached > 0 ? transactionWithResolve : transactionCached, annotated.map((a) => a.rows))
       this.markUp()
       // Committed: only now are the ids real for everyone.
-      if (uncached > 0) this.cache.learn(results[3]!.rows as ResolvedIds[])
-      const counts = results[uncached > 0 ? 4 : 0]!.rows[0] as { inserted: number, claimed: number, attachments: number, by_channel: Record<string, number>, preclaimed: string | null }
+      if (uncached > 0) this.cache.learn(results[results.length - 3]!.rows as ResolvedIds[])
+      const counts = results[results.length - 2]!.rows[0] as { inserted: number, claimed: number, attachments: number, by_channel: Record<string, number>, preclaimed: string | null }
       return { inserted: counts.inserted, claimed: counts.claimed, attachments: counts.attachments, byChannel: counts.by_channel, preclaimed: preclaim?.report(counts.preclaimed) ?? null }
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})
