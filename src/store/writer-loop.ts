@@ -2,7 +2,7 @@ import pg from 'pg'
 import type { FromWriter, Preclaimed } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
-import { createStagingTable, prepareMerge, transactionCached, transactionWithResolve, writerSessionSettings } from './merge-sql.js'
+import { createStagingTable, kStagingBytesPerTruncate, prepareMerge, writerSessionSettings, writerTransaction } from './merge-sql.js'
 import { runCopyTransaction } from './copy-transaction.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
@@ -42,6 +42,8 @@ export class WriterLoop {
   private stopping = false
   private lastContact = 0
   private readonly cache = new IdCache()
+  /** Bytes COPYed into this connection's staging table since its file was last cut back (merge-sql.ts). */
+  private stagedBytes = 0
   private readonly preclaimer: Preclaimer | null
 
   constructor (private readonly options: WriterOptions) {
@@ -171,14 +173,20 @@ export class WriterLoop {
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['miss'], uncached)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['hit'], rowCount(group) - uncached)
     try {
+      const rows = annotated.map((a) => a.rows)
+      const bytes = rowBytes(annotated)
+      const truncate = this.stagedBytes + bytes > kStagingBytesPerTruncate
       // One round trip: BEGIN, the COPY, the merge (resolve only when something is not cached), COMMIT.
-      const results = await runCopyTransaction(client, uncached > 0 ? transactionWithResolve : transactionCached, annotated.map((a) => a.rows))
+      const transaction = writerTransaction({ resolve: uncached > 0, truncate })
+      const results = await runCopyTransaction(client, transaction.sql, rows)
+      this.stagedBytes = truncate ? bytes : this.stagedBytes + bytes
       this.markUp()
       // Committed: only now are the ids real for everyone.
-      if (uncached > 0) this.cache.learn(results[results.length - 3]!.rows as ResolvedIds[])
-      const counts = results[results.length - 2]!.rows[0] as { inserted: number, claimed: number, attachments: number, by_channel: Record<string, number>, preclaimed: string | null }
+      if (transaction.idsAt !== null) this.cache.learn(results[transaction.idsAt]!.rows as ResolvedIds[])
+      const counts = results[transaction.countsAt]!.rows[0] as { inserted: number, claimed: number, attachments: number, by_channel: Record<string, number>, preclaimed: string | null }
       return { inserted: counts.inserted, claimed: counts.claimed, attachments: counts.attachments, byChannel: counts.by_channel, preclaimed: preclaim?.report(counts.preclaimed) ?? null }
     } catch (error) {
+      this.stagedBytes += rowBytes(annotated) // rolled back, a TRUNCATE too; the file keeps what was COPYed
       await client.query('ROLLBACK').catch(() => {})
       // Committed or not, the dispatcher learns what became of its credit. Should the COMMIT
       // itself be lost with the connection, rows it did commit stay claimed until their lease
@@ -211,6 +219,7 @@ export class WriterLoop {
       throw error
     }
     this.client = client
+    this.stagedBytes = 0 // a new session's staging table is new
     this.markUp()
     if (Atomics.exchange(this.options.status, kWriterReady, 1) === 0) this.options.post({ type: 'ready' })
   }
@@ -250,5 +259,7 @@ export class WriterLoop {
     Atomics.store(this.options.status, kWriterQueuedRows, rows)
   }
 }
+
+const rowBytes = (annotated: ReadonlyArray<{ rows: Uint8Array }>): number => annotated.reduce((n, a) => n + a.rows.length, 0)
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
