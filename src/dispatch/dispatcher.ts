@@ -259,8 +259,12 @@ export class Dispatcher {
       for (const lane of this.lanes) {
         if (this.stopping !== null) return
         if (lane.drained) { this.grant(lane); continue }
+        // Only a lane missing at least half its target claims. Wakes come with every commit of the
+        // writer; claiming whatever the lane lacks at each one made a rate-limited lane (10/s, a
+        // queue topped up one send at a time) run a 1-2 row claim per commit: its session was
+        // busy in 47% of samples, for 10 messages a second.
+        if (!lane.hungry()) continue
         const want = lane.wanted()
-        if (want <= 0) continue
         const wakes = lane.wakeCount
         let rows: ClaimedRow[]
         try {
@@ -272,6 +276,8 @@ export class Dispatcher {
           return
         }
         lane.claimed(want, rows.length, wakes)
+        this.options.metrics?.inc('hermes_dispatch_claims_total', [lane.name])
+        this.options.metrics?.inc('hermes_dispatch_claimed_total', [lane.name], rows.length)
         // A full claim means older work is waiting in the database: new messages stop jumping it
         // (the writer's credit is taken back) until a claim comes back short.
         if (rows.length === want) this.revoke(lane)

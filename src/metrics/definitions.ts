@@ -47,6 +47,8 @@ export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
     { name: 'hermes_attachments_stored_total', help: 'Attachments committed with new messages', type: 'counter' },
     { name: 'hermes_messages_duplicate_total', help: 'Committed rows whose (channel, id) was already stored', type: 'counter' },
     { name: 'hermes_dispatch_sends_total', help: 'Provider sends by outcome: sent, retry (will be tried again), failed (dead letter)', type: 'counter', labels: [['provider', spec.providers], ['outcome', ['sent', 'retry', 'failed']]] },
+    { name: 'hermes_dispatch_claims_total', help: 'Claim statements run, per provider (messages claimed / claims = rows per claim)', type: 'counter', labels: [['provider', spec.providers]] },
+    { name: 'hermes_dispatch_claimed_total', help: 'Messages claimed from the database, per provider', type: 'counter', labels: [['provider', spec.providers]] },
     { name: 'hermes_dispatch_preclaimed_total', help: 'Messages the writer inserted already claimed for this dispatcher, which needed no claim statement', type: 'counter', labels: [['provider', spec.providers]] },
     { name: 'hermes_dispatch_rate_limited_total', help: 'Provider answers 429', type: 'counter', labels: [['provider', spec.providers]] },
     { name: 'hermes_dispatch_in_flight', help: 'Sends started and not yet settled (outcome stored), per provider', type: 'gauge', labels: [['provider', spec.providers]] },
