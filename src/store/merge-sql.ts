@@ -41,8 +41,8 @@ CREATE TEMP TABLE IF NOT EXISTS hermes_staging (
 
 /**
  * How the staging table is emptied. Each transaction ends with a DELETE of
- * its rows; the table's file is cut back (TRUNCATE, at the start of a
- * transaction) only once this many bytes were staged since the last cut.
+ * its rows, or with a TRUNCATE (which cuts the file back) once this many
+ * bytes were staged since the last cut, the transaction's own included.
  *
  * `ON COMMIT DELETE ROWS` truncated the file at every commit, and on ext4 a
  * truncate is a journalled metadata change that waits behind the WAL fsyncs
@@ -190,15 +190,15 @@ export interface WriterTransaction {
 
 /**
  * A batch's whole transaction as one query string: BEGIN, the COPY into
- * staging (after a TRUNCATE when the table is due to be cut back), the
- * merge (resolve only when some row is not cached), the DELETE of the
- * staged rows and COMMIT, sent with the COPY data in one round trip
+ * staging, the merge (resolve only when some row is not cached), the
+ * emptying of the staging table (a TRUNCATE when it is due to be cut back,
+ * else a DELETE) and COMMIT, sent with the COPY data in one round trip
  * (src/store/copy-transaction.ts). Results come back one per statement.
  */
 export function writerTransaction (options: { resolve: boolean, truncate: boolean }): WriterTransaction {
   const executes = options.resolve ? statements.map(([name]) => name) : ['hermes_insert_messages']
-  const head = options.truncate ? ['BEGIN', 'TRUNCATE hermes_staging', copyIntoStaging] : ['BEGIN', copyIntoStaging]
-  const sql = [...head, ...executes.map((name) => `EXECUTE ${name}`), 'DELETE FROM hermes_staging', 'COMMIT'].join('; ')
-  const countsAt = head.length + executes.length - 1
+  const empty = options.truncate ? 'TRUNCATE hermes_staging' : 'DELETE FROM hermes_staging'
+  const sql = ['BEGIN', copyIntoStaging, ...executes.map((name) => `EXECUTE ${name}`), empty, 'COMMIT'].join('; ')
+  const countsAt = 2 + executes.length - 1
   return { sql, idsAt: options.resolve ? countsAt - 1 : null, countsAt }
 }

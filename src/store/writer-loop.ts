@@ -175,18 +175,18 @@ export class WriterLoop {
     try {
       const rows = annotated.map((a) => a.rows)
       const bytes = rowBytes(annotated)
-      const truncate = this.stagedBytes + bytes > kStagingBytesPerTruncate
+      const truncate = this.stagedBytes + bytes >= kStagingBytesPerTruncate
       // One round trip: BEGIN, the COPY, the merge (resolve only when something is not cached), COMMIT.
       const transaction = writerTransaction({ resolve: uncached > 0, truncate })
       const results = await runCopyTransaction(client, transaction.sql, rows)
-      this.stagedBytes = truncate ? bytes : this.stagedBytes + bytes
+      this.stagedBytes = truncate ? 0 : this.stagedBytes + bytes
       this.markUp()
       // Committed: only now are the ids real for everyone.
       if (transaction.idsAt !== null) this.cache.learn(results[transaction.idsAt]!.rows as ResolvedIds[])
       const counts = results[transaction.countsAt]!.rows[0] as { inserted: number, claimed: number, attachments: number, by_channel: Record<string, number>, preclaimed: string | null }
       return { inserted: counts.inserted, claimed: counts.claimed, attachments: counts.attachments, byChannel: counts.by_channel, preclaimed: preclaim?.report(counts.preclaimed) ?? null }
     } catch (error) {
-      this.stagedBytes += rowBytes(annotated) // rolled back, a TRUNCATE too; the file keeps what was COPYed
+      this.stagedBytes += rowBytes(annotated) // rolled back, a TRUNCATE too: the file keeps what was COPYed
       await client.query('ROLLBACK').catch(() => {})
       // Committed or not, the dispatcher learns what became of its credit. Should the COMMIT
       // itself be lost with the connection, rows it did commit stay claimed until their lease
