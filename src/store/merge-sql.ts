@@ -197,8 +197,9 @@ export interface WriterTransaction {
  */
 export function writerTransaction (options: { resolve: boolean, truncate: boolean }): WriterTransaction {
   const executes = options.resolve ? statements.map(([name]) => name) : ['hermes_insert_messages']
+  const head = ['BEGIN', copyIntoStaging]
   const empty = options.truncate ? 'TRUNCATE hermes_staging' : 'DELETE FROM hermes_staging'
-  const sql = ['BEGIN', copyIntoStaging, ...executes.map((name) => `EXECUTE ${name}`), empty, 'COMMIT'].join('; ')
-  const countsAt = 2 + executes.length - 1
+  const sql = [...head, ...executes.map((name) => `EXECUTE ${name}`), empty, 'COMMIT'].join('; ')
+  const countsAt = head.length + executes.length - 1 // the insert is the last EXECUTE
   return { sql, idsAt: options.resolve ? countsAt - 1 : null, countsAt }
 }

@@ -172,9 +172,9 @@ export class WriterLoop {
     const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['miss'], uncached)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['hit'], rowCount(group) - uncached)
+    const rows = annotated.map((a) => a.rows)
+    const bytes = rows.reduce((n, r) => n + r.length, 0)
     try {
-      const rows = annotated.map((a) => a.rows)
-      const bytes = rowBytes(annotated)
       const truncate = this.stagedBytes + bytes >= kStagingBytesPerTruncate
       // One round trip: BEGIN, the COPY, the merge (resolve only when something is not cached), COMMIT.
       const transaction = writerTransaction({ resolve: uncached > 0, truncate })
@@ -186,7 +186,7 @@ export class WriterLoop {
       const counts = results[transaction.countsAt]!.rows[0] as { inserted: number, claimed: number, attachments: number, by_channel: Record<string, number>, preclaimed: string | null }
       return { inserted: counts.inserted, claimed: counts.claimed, attachments: counts.attachments, byChannel: counts.by_channel, preclaimed: preclaim?.report(counts.preclaimed) ?? null }
     } catch (error) {
-      this.stagedBytes += rowBytes(annotated) // rolled back, a TRUNCATE too: the file keeps what was COPYed
+      this.stagedBytes += bytes // rolled back, a TRUNCATE too: the file keeps what was COPYed
       await client.query('ROLLBACK').catch(() => {})
       // Committed or not, the dispatcher learns what became of its credit. Should the COMMIT
       // itself be lost with the connection, rows it did commit stay claimed until their lease
@@ -259,7 +259,5 @@ export class WriterLoop {
     Atomics.store(this.options.status, kWriterQueuedRows, rows)
   }
 }
-
-const rowBytes = (annotated: ReadonlyArray<{ rows: Uint8Array }>): number => annotated.reduce((n, a) => n + a.rows.length, 0)
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
