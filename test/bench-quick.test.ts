@@ -31,3 +31,32 @@ t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip:
   t.ok(report.machine['cores'] !== undefined && report.machine['postgres'] !== undefined, 'the machine is described')
   t.match(readFileSync(join(out, svg!), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>\s*$/)
 })
+
+t.test('--half-rate: durable-half alone at a fixed rate, its target reported but not judged', { skip: wrk }, async (t) => {
+  const out = t.testdir()
+  const child = spawn(process.execPath, [runScript, '--quick', '--duration', '2', '--durable-connections', '40', '--scenarios', 'durable-half', '--half-rate', '300', '--out', out],
+    { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stdout.on('data', () => {})
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  t.equal(code, 0, 'the bench exits 0 without a durable scenario before durable-half')
+  t.match(stderr, /durable-half run 1: sent at 300\/s/, 'sent at the rate given')
+  const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as { summaries: Array<{ scenario: string, rps: number }>, targets: Array<{ name: string, pass: boolean | null, detail: string }> }
+  const rps = report.summaries.find((s) => s.scenario === 'durable-half')!.rps
+  t.ok(rps > 250 && rps < 350, `stored about 300/s (${rps.toFixed(0)})`)
+  const target = report.targets.find((x) => x.name.startsWith('durable p99'))!
+  t.same({ pass: target.pass, detail: target.detail }, { pass: null, detail: 'sent at a fixed 300/s (--half-rate), not judged' })
+})
+
+t.test('--half-rate must be a positive integer', async (t) => {
+  const child = spawn(process.execPath, [runScript, '--scenarios', 'durable-half', '--half-rate', '0'], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stdout.on('data', () => {})
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  t.not(code, 0, 'refused')
+  t.match(stderr, /--half-rate must be a positive integer/)
+})
