@@ -10,15 +10,24 @@ const runScript = fileURLToPath(new URL('../bench/run.js', import.meta.url))
 let wrk: string | false = false
 try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.message : String(error) }
 
-t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip: wrk }, async (t) => {
-  const out = t.testdir()
-  const child = spawn(process.execPath, [runScript, '--quick', '--duration', '1', '--overload', '2', '--rows', '2000', '--connections', '20', '--durable-connections', '40',
-    '--scenarios', 'ceiling,naive,durable,durable-half,raw-copy,writer,overload', '--out', out], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+type Test = Parameters<Parameters<typeof t.test>[0]>[0]
+
+/** Runs the bench with these arguments to its end (killed if the test ends first). */
+async function runBench (t: Test, args: readonly string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [runScript, ...args], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
+  let stderr = ''
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
-  child.stderr.on('data', () => {})
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  return { code, stdout, stderr }
+}
+
+t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip: wrk }, async (t) => {
+  const out = t.testdir()
+  const { code, stdout } = await runBench(t, ['--quick', '--duration', '1', '--overload', '2', '--rows', '2000', '--connections', '20', '--durable-connections', '40',
+    '--scenarios', 'ceiling,naive,durable,durable-half,raw-copy,writer,overload', '--out', out])
   t.equal(code, 0, 'the bench exits 0')
   t.match(stdout, /durable \/ naive/, 'prints the target lines')
   const files = readdirSync(out)
@@ -34,13 +43,7 @@ t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip:
 
 t.test('--half-rate: durable-half alone at a fixed rate, its target reported but not judged', { skip: wrk }, async (t) => {
   const out = t.testdir()
-  const child = spawn(process.execPath, [runScript, '--quick', '--duration', '2', '--durable-connections', '40', '--scenarios', 'durable-half', '--half-rate', '300', '--out', out],
-    { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stdout.on('data', () => {})
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const { code, stderr } = await runBench(t, ['--quick', '--duration', '2', '--durable-connections', '40', '--scenarios', 'durable-half', '--half-rate', '300', '--out', out])
   t.equal(code, 0, 'the bench exits 0 without a durable scenario before durable-half')
   t.match(stderr, /durable-half run 1: sent at 300\/s/, 'sent at the rate given')
   const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as { summaries: Array<{ scenario: string, rps: number }>, targets: Array<{ name: string, pass: boolean | null, detail: string }> }
@@ -51,12 +54,7 @@ t.test('--half-rate: durable-half alone at a fixed rate, its target reported but
 })
 
 t.test('--half-rate must be a positive integer', async (t) => {
-  const child = spawn(process.execPath, [runScript, '--scenarios', 'durable-half', '--half-rate', '0'], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stdout.on('data', () => {})
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const { code, stderr } = await runBench(t, ['--scenarios', 'durable-half', '--half-rate', '0'])
   t.not(code, 0, 'refused')
   t.match(stderr, /--half-rate must be a positive integer/)
 })

@@ -4,16 +4,10 @@
 // it claims once at least half its target is missing.
 import t from 'tap'
 import { startFakeProvider } from './helpers/fake-provider.js'
-import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
+import { metric, smsPayload, startTestHermes } from './helpers/hermes.js'
 import { until } from './helpers/wait.js'
 
 const fake = await startFakeProvider(t)
-
-async function metric (base: string, series: string): Promise<number> {
-  const text = (await send('GET', `${base}/metrics`)).text
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? 0 : Number(line.slice(series.length + 1))
-}
 
 t.test('a backlog for a provider held at 20/s, webhooks committed one by one meanwhile: a claim takes several messages', async (t) => {
   const h = await startTestHermes(t, {

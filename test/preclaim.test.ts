@@ -6,17 +6,11 @@ import t from 'tap'
 import { PreclaimCredit } from '../src/preclaim-credit.js'
 import { Preclaimer } from '../src/store/preclaim-batch.js'
 import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
-import { send, smsPayload, startTestHermes, type TestHermes } from './helpers/hermes.js'
+import { metric, smsPayload, startTestHermes, type TestHermes } from './helpers/hermes.js'
 import { postAll, type Webhook } from './helpers/load.js'
 import { until } from './helpers/wait.js'
 
 const fake = await startFakeProvider(t)
-
-async function metric (base: string, series: string): Promise<number> {
-  const text = (await send('GET', `${base}/metrics`)).text
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? 0 : Number(line.slice(series.length + 1))
-}
 
 /**
  * Posts one webhook and waits until it is sent: by then dispatch has made its first claim, found

@@ -91,3 +91,10 @@ export function smsPayload (extra: Record<string, unknown> = {}): Record<string,
   counter++
   return { id: `t-${process.pid}-${counter}`, from: '+14155552671', to: '+12125551234', body: `hello ${counter}`, ...extra }
 }
+
+/** One series' value from Hermes' /metrics (`name{labels}` exactly as exposed), 0 when absent. */
+export async function metric (base: string, series: string): Promise<number> {
+  const text = (await send('GET', `${base}/metrics`)).text
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? 0 : Number(line.slice(series.length + 1))
+}
