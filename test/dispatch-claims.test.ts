@@ -15,7 +15,7 @@ t.test('a backlog for a provider held at 20/s, webhooks committed one by one mea
     providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', rateLimit: { perSecond: 20, burst: 5 } } }
   })
   const backlog = 60
-  const trickle = 60
+  const trickle = 120
   const count = backlog + trickle
   const payloads = Array.from({ length: count }, (_, i) => smsPayload({ to: `+1555123${String(i).padStart(4, '0')}` }))
   const ids = payloads.map((p) => p['id'] as string)
@@ -37,5 +37,7 @@ t.test('a backlog for a provider held at 20/s, webhooks committed one by one mea
   const claimed = await metric(h.base, 'hermes_dispatch_claimed_total{provider="twilio"}')
   const preclaimed = await metric(h.base, 'hermes_dispatch_preclaimed_total{provider="twilio"}')
   t.equal(claimed + preclaimed, count, `every message came from a claim (${claimed}) or a pre-claim (${preclaimed})`)
-  t.ok(claims <= count / 6, `${claims} claim statements for ${count} messages (at most one per 6)`)
+  // The old rule (a claim at every wake that lacks a row) ran ~104 claims here, the new one ~21
+  // (~30 under CI load): one per 4 messages leaves room on both sides.
+  t.ok(claims <= count / 4, `${claims} claim statements for ${count} messages (at most one per 4)`)
 })
