@@ -7,7 +7,7 @@ import { createLogger, type Logger } from './log.js'
 import type { FromWriter, ProcessResult, ProcessTask, ProcessWorkerData, ToWriter, WriterData } from './messages.js'
 import type { DispatchData, ToDispatch } from './dispatch/dispatch-data.js'
 import { startThread, stopThread } from './threads.js'
-import { PreclaimCredit, type PreclaimChannel, type PreclaimData } from './preclaim-credit.js'
+import { creditSlotOf, PreclaimCredit, type PreclaimChannel, type PreclaimData } from './preclaim-credit.js'
 import { laneLeaseMs } from './dispatch/provider-lane.js'
 import { SharedMetrics } from './metrics/shared-metrics.js'
 import { metricsLayout, workerNames, type MetricsSpec } from './metrics/definitions.js'
@@ -254,12 +254,12 @@ function writerData (config: HermesConfig, databaseUrl: string, status: Int32Arr
   }
 }
 
-/** Which credit slot (the provider's place in config order, as the dispatcher numbers them) and lease each channel's pre-claims take. */
+/** Which credit slot and lease each channel's pre-claims take. */
 function preclaimData (config: HermesConfig, credit: PreclaimCredit): PreclaimData {
   const providers = Object.values(config.providers)
   const channels: Record<string, PreclaimChannel> = {}
   for (const channel of Object.values(config.channels)) {
-    const slot = providers.findIndex((p) => p.name === channel.provider)
+    const slot = creditSlotOf(providers, channel.provider)
     if (slot >= 0) channels[channel.name] = { slot, leaseMs: laneLeaseMs(providers[slot]!, config.dispatch.leaseMs) }
   }
   return { credit: credit.buffer, channels }

@@ -54,6 +54,16 @@ export class PreclaimCredit {
   }
 }
 
+/**
+ * A provider's credit slot: its place among the config's providers. The
+ * writer's set-up (src/hermes.ts) and the dispatcher each number the slots,
+ * in different threads; both use this, so they cannot disagree. -1: no such
+ * provider.
+ */
+export function creditSlotOf (providers: ReadonlyArray<{ readonly name: string }>, providerName: string): number {
+  return providers.findIndex((p) => p.name === providerName)
+}
+
 /** What the writer needs to pre-claim a channel's messages: its provider's credit slot and lease. */
 export interface PreclaimChannel {
   readonly slot: number

@@ -3,7 +3,7 @@
 // They must reach the provider exactly as claimed ones do, exactly once, within the credit granted,
 // and a stop must leave none of them claimed.
 import t from 'tap'
-import { PreclaimCredit } from '../src/preclaim-credit.js'
+import { creditSlotOf, PreclaimCredit } from '../src/preclaim-credit.js'
 import { Preclaimer } from '../src/store/preclaim-batch.js'
 import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
 import { metric, smsPayload, startTestHermes, type TestHermes } from './helpers/hermes.js'
@@ -45,6 +45,14 @@ t.test('a transaction claims no more than the credit granted, per provider, and 
   credit.grant(1, 5)
   t.equal(credit.revoke(1), 5, 'a revoke takes back what the writer has not taken')
   t.equal(preclaimer.batch(10), undefined, 'no credit anywhere: no row is claimed, and none is even looked at')
+})
+
+t.test('a provider\'s credit slot is its place among the configured providers, whoever asks', async (t) => {
+  const providers = [{ name: 'twilio', kind: 'twilio' }, { name: 'sendgrid', kind: 'sendgrid' }]
+  t.equal(creditSlotOf(providers, 'sendgrid'), 1)
+  // The dispatcher gets its providers through a thread's structured clone, not the writer's objects.
+  t.equal(creditSlotOf(structuredClone(providers), 'sendgrid'), 1, 'by name, not by object identity')
+  t.equal(creditSlotOf(providers, 'fax'), -1, 'no such provider')
 })
 
 t.test('credit is granted while nothing older is due, taken back when a claim comes back full, granted again once it is short', async (t) => {

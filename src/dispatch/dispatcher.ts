@@ -25,7 +25,7 @@ import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { reportDispatchGauges } from './dispatch-gauges.js'
 import { decide } from './outcome.js'
 import { laneLeaseMs, ProviderLane } from './provider-lane.js'
-import { PreclaimCredit } from '../preclaim-credit.js'
+import { creditSlotOf, PreclaimCredit } from '../preclaim-credit.js'
 import type { Preclaimed } from '../messages.js'
 import { createProviderClient, type SendResult } from './providers/index.js'
 import { StatusWriter, type Entry } from './status-writer.js'
@@ -165,8 +165,7 @@ export class Dispatcher {
       if (channelIds.length === 0) continue
       // A lane stops starting sends well before the lease ends (see ProviderLane), which needs room for a whole request.
       const leaseMs = laneLeaseMs(provider, this.tuning.leaseMs)
-      // Credit slots number the providers in config order, as the writer's set-up does (src/hermes.ts).
-      const slot = providers.indexOf(provider)
+      const slot = creditSlotOf(providers, provider.name)
       const lane = new ProviderLane(provider, channelIds, leaseMs, createProviderClient(provider), {
         onResult: (l, item, result) => this.onResult(l, item, result),
         onRateLimitWait: (l, ms) => this.options.metrics?.inc('hermes_dispatch_rate_limit_wait_seconds_total', [l.name], ms / 1000),
