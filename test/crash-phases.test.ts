@@ -26,7 +26,9 @@ const db = await testDatabase(t)
 const file = writeConfigFile(t.testdir(), {
   database: { url: db.url },
   ackTimeoutMs: 300_000, // a request held up by the test's lock must still be waiting (not 503) at the kill
-  writer: { maxBatchDelayMs: 20 },
+  // A batch then holds a request from nearly every lane: a COPY of several MB, more than the
+  // loopback socket buffers take at once (see kCopyBodyChars).
+  writer: { maxBatchDelayMs: 200 },
   channels: { sms: { provider: 'mock', secrets: [SECRET] } },
   providers: { mock: { kind: 'mock' } }
 })
