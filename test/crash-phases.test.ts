@@ -26,8 +26,10 @@ const db = await testDatabase(t)
 const file = writeConfigFile(t.testdir(), {
   database: { url: db.url },
   ackTimeoutMs: 300_000, // a request held up by the test's lock must still be waiting (not 503) at the kill
-  // A batch then holds a request from nearly every lane: a COPY of several MB, more than the
-  // loopback socket buffers take at once (see kCopyBodyChars).
+  // The writer sends a batch's query and COPY data in one write, so a frozen Hermes leaves a COPY
+  // unfinished only if part of that write is still in the process. 200 ms per batch gathers a
+  // request from nearly every lane of the COPY test (~7.7 MB), more than the loopback socket
+  // buffers take at once; at 20 ms a catch took ~30 SIGSTOPs.
   writer: { maxBatchDelayMs: 200 },
   channels: { sms: { provider: 'mock', secrets: [SECRET] } },
   providers: { mock: { kind: 'mock' } }

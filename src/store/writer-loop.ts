@@ -176,7 +176,8 @@ export class WriterLoop {
     const bytes = rows.reduce((n, r) => n + r.length, 0)
     try {
       const truncate = this.stagedBytes + bytes >= kStagingBytesPerTruncate
-      // One round trip: BEGIN, the COPY, the merge (resolve only when something is not cached), COMMIT.
+      // One round trip: BEGIN, the COPY, the merge (resolve only when something is not cached), the
+      // staging table's DELETE or TRUNCATE, COMMIT.
       const transaction = writerTransaction({ resolve: uncached > 0, truncate })
       const results = await runCopyTransaction(client, transaction.sql, rows)
       this.stagedBytes = truncate ? 0 : this.stagedBytes + bytes
