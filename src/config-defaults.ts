@@ -45,7 +45,8 @@ export function topLevelDefaults (cwd: string) {
     // previous commit returns; the timer only bounds the wait of a lone message.
     writer: { maxBatchRows: 5000, maxBatchDelayMs: 2, maxQueuedRows: 50_000 },
     signature: { toleranceSeconds: 300 },
-    dispatch: { leaseMs: 60_000, pollMs: 500 },
+    // Dispatch runs this much nicer than the HTTP thread, in both ack modes (src/hermes.ts, dispatchData).
+    dispatch: { leaseMs: 60_000, pollMs: 500, nice: 10 },
     database: { url: null, embeddedDir: join(cwd, '.hermes', 'postgres'), embeddedPort: 54_320 },
     logLevel: 'info',
     shutdownTimeoutMs: 15_000

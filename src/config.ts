@@ -34,12 +34,12 @@ export interface HermesConfig {
   readonly buffer: { readonly maxMessages: number; readonly maxBytes: number }
   readonly workers: number // Piscina threads
   readonly taskRecords: number // max ring records per worker task
-  /** In enqueued mode, how much lower than the HTTP thread's the workers', writer's and dispatch thread's CPU priority is (a nice increment, Linux); 0 = the same. */
+  /** In enqueued mode, how much lower than the HTTP thread's the workers' and writer's CPU priority is (a nice increment, Linux); 0 = the same. The dispatch thread runs at least this low too. */
   readonly backgroundNice: number
   readonly writer: { readonly maxBatchRows: number; readonly maxBatchDelayMs: number; readonly maxQueuedRows: number }
   readonly signature: { readonly toleranceSeconds: number }
-  /** Dispatch claims: how long a claim lasts before another instance may take the message, and the poll period. */
-  readonly dispatch: { readonly leaseMs: number; readonly pollMs: number }
+  /** Dispatch claims: how long a claim lasts before another instance may take the message, and the poll period; how much lower than the HTTP thread dispatch runs (a nice increment, Linux). */
+  readonly dispatch: { readonly leaseMs: number; readonly pollMs: number; readonly nice: number }
   readonly database: { readonly url: string | null; readonly embeddedDir: string; readonly embeddedPort: number }
   readonly channels: Readonly<Record<string, ChannelConfig>>
   readonly providers: Readonly<Record<string, ProviderConfig>>
@@ -167,10 +167,11 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
   const sig = c.object(file.signature, 'signature', ['toleranceSeconds']) ?? {}
   const signature = { toleranceSeconds: c.int(sig.toleranceSeconds, 'signature.toleranceSeconds', positive, d.signature.toleranceSeconds) }
 
-  const disp = c.object(file.dispatch, 'dispatch', ['leaseMs', 'pollMs']) ?? {}
+  const disp = c.object(file.dispatch, 'dispatch', ['leaseMs', 'pollMs', 'nice']) ?? {}
   const dispatch = {
     leaseMs: c.int(disp.leaseMs, 'dispatch.leaseMs', { min: 100, max: kMaxTimerMs }, d.dispatch.leaseMs),
-    pollMs: c.int(disp.pollMs, 'dispatch.pollMs', { min: 10, max: kMaxTimerMs }, d.dispatch.pollMs)
+    pollMs: c.int(disp.pollMs, 'dispatch.pollMs', { min: 10, max: kMaxTimerMs }, d.dispatch.pollMs),
+    nice: c.int(disp.nice, 'dispatch.nice', { min: 0, max: kMaxNice }, d.dispatch.nice)
   }
 
   const db = c.object(file.database, 'database', ['url', 'embeddedDir', 'embeddedPort']) ?? {}

@@ -84,7 +84,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
     const writer = await startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status, preclaimCredit), metrics: shared }, log)
     stack.push(() => stopThread(writer, config.shutdownTimeoutMs))
     // Dispatch has its own thread and connection: provider latency never reaches the HTTP or writer threads.
-    const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log)
+    const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl, embedded !== null), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log)
     stack.push(() => stopThread(dispatch, config.shutdownTimeoutMs))
 
     const workerData: ProcessWorkerData = {
@@ -234,9 +234,9 @@ function scrapeGauges (ring: IngressRing, status: Int32Array): ScrapeGauge[] {
 }
 
 /**
- * The nice increment of the workers, the writer and the dispatch thread: an
- * enqueued answer waits for none of them. A durable 202 waits for the
- * workers and the writer, so there every thread keeps the same priority.
+ * The nice increment of the workers and the writer: an enqueued answer
+ * waits for neither. A durable 202 waits for both, so there they keep the
+ * HTTP thread's priority. (Dispatch has its own: dispatchData.)
  */
 function backgroundNice (config: HermesConfig): number {
   return config.ack === 'enqueued' ? config.backgroundNice : 0
@@ -265,13 +265,20 @@ function preclaimData (config: HermesConfig, credit: PreclaimCredit): PreclaimDa
   return { credit: credit.buffer, channels }
 }
 
-function dispatchData (config: HermesConfig, databaseUrl: string): DispatchData {
+/**
+ * Dispatch runs `dispatch.nice` lower than the HTTP thread in both modes
+ * (in enqueued mode at least as low as the threads behind the ring): no
+ * answer ever waits for it. On the embedded database its sessions' server
+ * processes run that low too.
+ */
+function dispatchData (config: HermesConfig, databaseUrl: string, localDatabase: boolean): DispatchData {
   return {
     databaseUrl,
     providers: Object.values(config.providers),
     channels: Object.values(config.channels),
     logLevel: config.logLevel,
-    backgroundNice: backgroundNice(config),
+    nice: Math.max(config.dispatch.nice, backgroundNice(config)),
+    localDatabase,
     leaseMs: config.dispatch.leaseMs,
     pollMs: config.dispatch.pollMs
   }

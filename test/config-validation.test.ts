@@ -265,9 +265,12 @@ t.test('every problem is collected into one ConfigError', async (t) => {
   t.strictSame((err as ConfigError).problems, expected)
 })
 
-t.test('dispatch lease and poll are validated', async (t) => {
+t.test('dispatch lease, poll and nice are validated', async (t) => {
   t.throws(() => resolveConfig({ dispatch: { leaseMs: 5 } }, {}), { message: /dispatch\.leaseMs must be an integer from 100 to 2147483647/ })
   t.throws(() => resolveConfig({ dispatch: { pollMs: 'often' } }, {}), { message: /dispatch\.pollMs must be an integer from 10 to 2147483647/ })
-  const ok = resolveConfig({ dispatch: { leaseMs: 1000, pollMs: 50 }, channels: { sms: { provider: 'mock', secrets: ['s'] } }, providers: { mock: { kind: 'mock' } } }, {})
-  t.same(ok.dispatch, { leaseMs: 1000, pollMs: 50 })
+  t.throws(() => resolveConfig({ dispatch: { nice: 20 } }, {}), { message: /dispatch\.nice must be an integer from 0 to 19/ })
+  t.throws(() => resolveConfig({ dispatch: { nice: -1 } }, {}), { message: /dispatch\.nice must be an integer from 0 to 19/ })
+  t.throws(() => resolveConfig({ dispatch: { nice: 'low' } }, {}), { message: /dispatch\.nice must be an integer from 0 to 19/ })
+  const ok = resolveConfig({ dispatch: { leaseMs: 1000, pollMs: 50, nice: 0 }, channels: { sms: { provider: 'mock', secrets: ['s'] } }, providers: { mock: { kind: 'mock' } } }, {})
+  t.same(ok.dispatch, { leaseMs: 1000, pollMs: 50, nice: 0 })
 })

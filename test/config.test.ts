@@ -65,7 +65,7 @@ t.test('a file with only channels and providers gets every default', async (t) =
     backgroundNice: 10,
     writer: { maxBatchRows: 5000, maxBatchDelayMs: 2, maxQueuedRows: 50000 },
     signature: { toleranceSeconds: 300 },
-    dispatch: { leaseMs: 60000, pollMs: 500 },
+    dispatch: { leaseMs: 60000, pollMs: 500, nice: 10 },
     database: { url: null, embeddedDir: join(cwd, '.hermes', 'postgres'), embeddedPort: 54320 },
     channels: { sms: { name: 'sms', type: 'sms', provider: 'mock', secrets: ['s'] } },
     providers: {

@@ -15,7 +15,7 @@ const port = parentPort!
 const post = (message: FromDispatch): void => port.postMessage(message)
 const data = workerData as DispatchData
 const log = createLogger(data.logLevel).child({ thread: 'dispatch' })
-const priority = lowerThreadPriority(data.backgroundNice ?? 0)
+const priority = lowerThreadPriority(data.nice ?? 0)
 log.debug({ priority }, 'dispatch: thread priority')
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 if (metrics !== undefined) reportEventLoopUtilization(metrics, 'dispatch')

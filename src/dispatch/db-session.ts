@@ -8,6 +8,7 @@
 import pg from 'pg'
 import type { Logger } from '../log.js'
 import { isTransientDatabaseError } from '../database-errors.js'
+import { lowerBackendPriority } from '../thread-priority.js'
 
 const kConnectTimeoutMs = 5000
 const kQueryTimeoutMs = 15_000
@@ -17,7 +18,12 @@ export class DbSession {
   private connecting: Promise<pg.Client> | null = null
   private up: boolean | null = null // null until the first contact
 
-  constructor (private readonly url: string, private readonly log: Logger, private readonly applicationName = 'hermes-dispatch') {}
+  /**
+   * `backendNice`: how much nicer the server process of this session runs
+   * (src/thread-priority.ts, lowerBackendPriority), set on every connect;
+   * 0 for a server that is not in this machine's pid namespace.
+   */
+  constructor (private readonly url: string, private readonly log: Logger, private readonly applicationName = 'hermes-dispatch', private readonly backendNice = 0) {}
 
   /**
    * Runs one statement. With a `name` it is a prepared statement of this
@@ -67,9 +73,23 @@ export class DbSession {
       this.markDown(error)
       throw error
     }
+    if (this.backendNice > 0) await this.lowerBackend(client)
     this.client = client
     this.markUp()
     return client
+  }
+
+  private async lowerBackend (client: pg.Client): Promise<void> {
+    try {
+      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+      const change = lowerBackendPriority(rows[0]!.pid, this.backendNice)
+      if (change.changed) this.log.debug({ session: this.applicationName, pid: rows[0]!.pid, nice: change.nice }, 'dispatch: database session runs nicer')
+      else this.log.warn({ session: this.applicationName, reason: change.reason }, 'dispatch: could not lower the database session\'s priority; it keeps the server\'s')
+    } catch (error) {
+      await client.end().catch(() => {})
+      this.markDown(error)
+      throw error
+    }
   }
 
   private drop (client: pg.Client, error: unknown): void {

@@ -12,7 +12,13 @@ export interface DispatchData {
   readonly channels: readonly ChannelConfig[]
   readonly logLevel: string
   /** Nice increment of the dispatch thread (src/thread-priority.ts); none when absent. */
-  readonly backgroundNice?: number
+  readonly nice?: number
+  /**
+   * The database server runs in this machine's pid namespace (the embedded
+   * one Hermes started): the backends of the dispatch sessions run `nice`
+   * lower too. Absent: they keep the server's priority.
+   */
+  readonly localDatabase?: boolean
   /** Optional tuning; defaults in dispatcher.ts (kDefaultTuning). */
   readonly pollMs?: number
   readonly leaseMs?: number

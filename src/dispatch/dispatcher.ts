@@ -41,6 +41,8 @@ export interface DispatcherOptions {
   readonly metrics?: SharedMetrics
   /** Pre-claim credit shared with the writer, one slot per provider in `providers` order; absent: no pre-claims. */
   readonly preclaimCredit?: SharedArrayBuffer
+  /** How much nicer the server processes of the two sessions run (src/thread-priority.ts, lowerBackendPriority); 0 or absent: not touched. */
+  readonly backendNice?: number
 }
 
 export const kDefaultTuning = {
@@ -88,8 +90,8 @@ export class Dispatcher {
       if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer`)
     }
     this.credit = options.preclaimCredit === undefined ? null : new PreclaimCredit(options.preclaimCredit)
-    this.claimSession = new DbSession(options.databaseUrl, this.log)
-    this.writeSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch-write')
+    this.claimSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch', options.backendNice)
+    this.writeSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch-write', options.backendNice)
     this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming })
   }
 
@@ -365,7 +367,8 @@ export function createDispatcher (data: DispatchData, log: Logger = createLogger
     ...(data.leaseMs === undefined ? {} : { leaseMs: data.leaseMs }),
     ...(data.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: data.stopTimeoutMs }),
     ...(metrics === undefined ? {} : { metrics }),
-    ...(data.preclaimCredit === undefined ? {} : { preclaimCredit: data.preclaimCredit })
+    ...(data.preclaimCredit === undefined ? {} : { preclaimCredit: data.preclaimCredit }),
+    ...(data.localDatabase === true && data.nice !== undefined ? { backendNice: data.nice } : {})
   })
 }
 
