@@ -24,8 +24,8 @@
  * lowering them made p99 worse; they keep the HTTP thread's priority. No
  * answer waits for dispatch in either mode, and at full load it is a third
  * of the machine (its thread, and the PostgreSQL backends of its claims and
- * write-backs). Lowering the thread alone was within noise; lowering the
- * thread and its backends by 10 gave durable 1.06-1.24x the requests per
+ * write-backs). An earlier session found no clear difference from lowering
+ * the thread alone; lowering the thread and its backends by 10 gave durable 1.06-1.24x the requests per
  * second (11 alternating pairs, median 1.14) while delivery during that
  * load fell to 0.75-0.89x. It catches up when the load ends, and a
  * sustained load cannot stop it: at +10 it still got 3.7-5.1k sends/s
