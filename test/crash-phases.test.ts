@@ -220,20 +220,26 @@ t.test('SIGKILL while the writer is in the middle of a COPY: the transaction rol
            p.tuples_processed::int AS tuples, p.bytes_processed::int AS bytes
       FROM pg_stat_activity a LEFT JOIN pg_stat_progress_copy p ON p.pid = a.pid
      WHERE a.application_name = 'hermes-writer' AND a.state = 'active' AND a.query LIKE '%COPY hermes_staging %FROM STDIN%'`)).rows[0]
+  const inCopy = (row: Record<string, unknown> | undefined): boolean => row !== undefined && ((row['bytes'] as number | null) ?? 0) > 0
   let caught: Record<string, unknown> | undefined
   const misses = new Map<string, number>()
   const deadline = Date.now() + 60_000
   for (let attempt = 1; caught === undefined && attempt <= kCopyAttempts && Date.now() < deadline; attempt++) {
     // Wait until the backend has read some COPY data (the query and its data go out together).
+    // No progress row (bytes null) means its COPY is over and the merge runs: wait for the next.
     let seen: Record<string, unknown> | undefined
-    while (Date.now() < deadline && ((seen = await copying()) === undefined || seen['bytes'] === 0)) {}
-    if (seen === undefined) break
+    while (Date.now() < deadline && !inCopy(seen = await copying())) {}
+    if (!inCopy(seen)) break
     process.kill(pid, 'SIGSTOP')
     // Frozen: no more COPY data can come. The backend either finishes what it already has
     // (the whole COPY was sent: a miss) or drains it and waits to read more (caught mid-COPY).
     const settled = await until('the writer\'s backend to settle after SIGSTOP', 30_000, async () => {
       const now = await copying()
       if (now === undefined) return { state: 'past the end of the COPY' }
+      // The COPY is over (its progress row is gone) and the rest of the query string runs: the
+      // merge, whose answer (the pre-claimed rows, bodies included) can fill the socket to the
+      // frozen client, so it may wait on ClientWrite until the SIGCONT.
+      if (now['tuples'] === null) return { state: `past the end of the COPY (in the merge, ${String(now['wait_event'] ?? 'running')})` }
       return now['wait_event'] === 'ClientRead' ? now : undefined
     })
     // Rows already in the staging table make it a COPY in the middle, not one about to start.
