@@ -14,14 +14,15 @@ import type { DispatchData, FromDispatch } from '../src/dispatch/dispatch-data.j
 
 const linux = process.platform === 'linux'
 
+/** The nice value in a /proc stat file: after the command name, state is field 3 and nice field 19. */
+const niceIn = (statFile: string): number => Number(readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ')[16])
+
 /** Nice value of every thread of this process, by thread id. */
 function threadNices (): Map<number, number> {
   const nices = new Map<number, number>()
   for (const tid of readdirSync('/proc/self/task')) {
     try {
-      // Fields after the command name: state is field 3, nice is field 19.
-      const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      nices.set(Number(tid), Number(fields[16]))
+      nices.set(Number(tid), niceIn(`/proc/self/task/${tid}/stat`))
     } catch {} // the thread ended meanwhile
   }
   return nices
@@ -102,8 +103,8 @@ t.test('backgroundNice 0 and dispatch.nice 0 leave every thread at the HTTP thre
   t.same(lowered(started), [])
 })
 
-/** Nice value of a process (any thread of it: a PostgreSQL backend has one). */
-const niceOf = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16])
+/** Nice value of a process (of its main thread: a PostgreSQL backend has no other). */
+const niceOf = (pid: number): number => niceIn(`/proc/${pid}/stat`)
 
 t.test('lowerBackendPriority touches only a PostgreSQL backend', { skip: !linux && 'Linux only' }, async (t) => {
   const before = niceOf(process.pid)

@@ -68,28 +68,22 @@ export class DbSession {
     client.on('error', (error) => this.drop(client, error))
     try {
       await client.connect()
+      if (this.backendNice > 0) await this.lowerBackend(client)
     } catch (error) {
       await client.end().catch(() => {})
       this.markDown(error)
       throw error
     }
-    if (this.backendNice > 0) await this.lowerBackend(client)
     this.client = client
     this.markUp()
     return client
   }
 
   private async lowerBackend (client: pg.Client): Promise<void> {
-    try {
-      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
-      const change = lowerBackendPriority(rows[0]!.pid, this.backendNice)
-      if (change.changed) this.log.debug({ session: this.applicationName, pid: rows[0]!.pid, nice: change.nice }, 'dispatch: database session runs nicer')
-      else this.log.warn({ session: this.applicationName, reason: change.reason }, 'dispatch: could not lower the database session\'s priority; it keeps the server\'s')
-    } catch (error) {
-      await client.end().catch(() => {})
-      this.markDown(error)
-      throw error
-    }
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    const change = lowerBackendPriority(rows[0]!.pid, this.backendNice)
+    if (change.changed) this.log.debug({ session: this.applicationName, pid: rows[0]!.pid, nice: change.nice }, 'dispatch: database session runs nicer')
+    else this.log.warn({ session: this.applicationName, reason: change.reason }, 'dispatch: could not lower the database session\'s priority; it keeps the server\'s')
   }
 
   private drop (client: pg.Client, error: unknown): void {
