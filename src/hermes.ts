@@ -272,13 +272,14 @@ function preclaimData (config: HermesConfig, credit: PreclaimCredit): PreclaimDa
  * processes run that low too.
  */
 function dispatchData (config: HermesConfig, databaseUrl: string, localDatabase: boolean): DispatchData {
+  const nice = Math.max(config.dispatch.nice, backgroundNice(config))
   return {
     databaseUrl,
     providers: Object.values(config.providers),
     channels: Object.values(config.channels),
     logLevel: config.logLevel,
-    nice: Math.max(config.dispatch.nice, backgroundNice(config)),
-    localDatabase,
+    nice,
+    backendNice: localDatabase ? nice : 0,
     leaseMs: config.dispatch.leaseMs,
     pollMs: config.dispatch.pollMs
   }

@@ -151,7 +151,7 @@ t.test('dispatch lowers the server processes of its two sessions on a local data
     }
   }
 
-  t.same(await sessionNices({ nice: 7, localDatabase: true }, 3), { 'hermes-dispatch': 7, 'hermes-dispatch-write': 7 }, 'claims and write-backs run 7 lower')
+  t.same(await sessionNices({ nice: 7, backendNice: 7 }, 3), { 'hermes-dispatch': 7, 'hermes-dispatch-write': 7 }, 'claims and write-backs run 7 lower')
   t.equal(niceOf(own!['pid'] as number), serverNice, 'another session of the same database is not touched')
   t.same(await sessionNices({ nice: 7 }, 3), { 'hermes-dispatch': 0, 'hermes-dispatch-write': 0 }, 'a database not known to be local is not touched')
 })

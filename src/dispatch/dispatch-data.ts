@@ -14,11 +14,12 @@ export interface DispatchData {
   /** Nice increment of the dispatch thread (src/thread-priority.ts); none when absent. */
   readonly nice?: number
   /**
-   * The database server runs in this machine's pid namespace (the embedded
-   * one Hermes started): the backends of the dispatch sessions run `nice`
-   * lower too. Absent: they keep the server's priority.
+   * Nice increment of the server processes of the dispatch sessions
+   * (src/thread-priority.ts, lowerBackendPriority): only for a server in
+   * this machine's pid namespace (the embedded one Hermes started). 0 or
+   * absent: they keep the server's priority.
    */
-  readonly localDatabase?: boolean
+  readonly backendNice?: number
   /** Optional tuning; defaults in dispatcher.ts (kDefaultTuning). */
   readonly pollMs?: number
   readonly leaseMs?: number

@@ -368,7 +368,7 @@ export function createDispatcher (data: DispatchData, log: Logger = createLogger
     ...(data.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: data.stopTimeoutMs }),
     ...(metrics === undefined ? {} : { metrics }),
     ...(data.preclaimCredit === undefined ? {} : { preclaimCredit: data.preclaimCredit }),
-    ...(data.localDatabase === true && data.nice !== undefined ? { backendNice: data.nice } : {})
+    ...(data.backendNice === undefined ? {} : { backendNice: data.backendNice })
   })
 }
 
