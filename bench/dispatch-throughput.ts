@@ -8,6 +8,8 @@ import { startFastProvider, stopServer } from './processes.js'
 
 const count = Number(process.env['DISPATCH_BENCH_MESSAGES'] ?? 10_000)
 const concurrency = Number(process.env['DISPATCH_BENCH_CONCURRENCY'] ?? 64)
+// tap's 30 s default for a file run on its own ended a 40,000-message run in its third measurement.
+t.setTimeout(Math.max(60_000, count * 5))
 const fast = { rateLimit: { perSecond: 1_000_000, burst: 1_000_000 }, concurrency, retry: { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 100 } }
 const fake = await startFakeProvider(t)
 const fastProvider = await startFastProvider()
