@@ -5,7 +5,8 @@
 // most messages delivered, a backlog due.
 import t, { type Test } from 'tap'
 import { claimSql } from '../src/dispatch/dispatch-sql.js'
-import pg from 'pg'
+import { openClaimSession } from '../src/dispatch/db-session.js'
+import { createLogger } from '../src/log.js'
 import { dispatchFixture } from './helpers/fake-provider.js'
 
 const fx = await dispatchFixture(t, { channels: { sms: { provider: 'mock' } }, providers: { mock: { kind: 'mock' } } })
@@ -14,6 +15,9 @@ await fx.db.query("UPDATE message SET dispatch_status = 'sent'")
 await fx.insert('sms', 10_000)
 await fx.db.query('VACUUM ANALYZE message, party')
 const { rows: [channel] } = await fx.db.query("SELECT id FROM channel WHERE name = 'sms'")
+// Claims run on this session, with its planner settings (dispatch-sql.ts, claimSessionSettings).
+const session = openClaimSession(fx.db.url, createLogger('silent'))
+t.teardown(() => session.close())
 
 function assertProbes (t: Test, plan: string): void {
   const reads = plan.split('\n').filter((line) => /Seq Scan on (message|party)\b/.test(line)).map((line) => line.trim())
@@ -21,14 +25,14 @@ function assertProbes (t: Test, plan: string): void {
 }
 
 t.test('the generic plan (what a prepared claim settles on) probes by id', async (t) => {
-  const { rows } = await fx.db.query(`EXPLAIN (GENERIC_PLAN, COSTS OFF) ${claimSql}`)
+  const { rows } = await session.query(`EXPLAIN (GENERIC_PLAN, COSTS OFF) ${claimSql}`)
   const plan = rows.map((r) => r['QUERY PLAN'] as string).join('\n')
   assertProbes(t, plan)
 })
 
 for (const limit of [64, 1000]) {
   t.test(`a claim of ${limit} rows probes by id`, async (t) => {
-    const { rows } = await fx.db.query(`EXPLAIN (COSTS OFF) ${claimSql}`, [[channel['id']], limit, 60_000])
+    const { rows } = await session.query(`EXPLAIN (COSTS OFF) ${claimSql}`, [[channel['id']], limit, 60_000])
     const plan = rows.map((r) => r['QUERY PLAN'] as string).join('\n')
     assertProbes(t, plan)
   })
@@ -38,12 +42,9 @@ t.test('a claim does not step over the messages in flight', async (t) => {
   // 2000 messages claimed and not yet sent, as under load.
   const { rows: inFlight } = await fx.db.query(claimSql, [[channel['id']], 2000, 60_000])
   t.equal(inFlight.length, 2000)
-  const client = new pg.Client({ connectionString: fx.db.url })
-  await client.connect()
-  t.teardown(() => client.end())
-  await client.query('BEGIN')
-  const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${claimSql}`, [[channel['id']], 64, 60_000])
-  await client.query('ROLLBACK')
+  await session.query('BEGIN')
+  const { rows } = await session.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${claimSql}`, [[channel['id']], 64, 60_000])
+  await session.query('ROLLBACK')
   const removed: number[] = []
   const visit = (node: Record<string, unknown>): void => {
     if (node['Index Name'] === 'message_dispatch_due_idx') removed.push(Number(node['Rows Removed by Filter'] ?? 0))

@@ -9,6 +9,7 @@ import pg from 'pg'
 import type { Logger } from '../log.js'
 import { isTransientDatabaseError } from '../database-errors.js'
 import { lowerBackendPriority } from '../thread-priority.js'
+import { claimSessionSettings } from './dispatch-sql.js'
 
 const kConnectTimeoutMs = 5000
 const kQueryTimeoutMs = 15_000
@@ -22,8 +23,15 @@ export class DbSession {
    * `backendNice`: how much nicer the server process of this session runs
    * (src/thread-priority.ts, lowerBackendPriority), set on every connect;
    * 0 for a server that is not in this machine's pid namespace.
+   * `settings`: statements (SET …) run on every connect, before any query.
    */
-  constructor (private readonly url: string, private readonly log: Logger, private readonly applicationName = 'hermes-dispatch', private readonly backendNice = 0) {}
+  constructor (
+    private readonly url: string,
+    private readonly log: Logger,
+    private readonly applicationName = 'hermes-dispatch',
+    private readonly backendNice = 0,
+    private readonly settings: readonly string[] = []
+  ) {}
 
   /**
    * Runs one statement. With a `name` it is a prepared statement of this
@@ -68,6 +76,7 @@ export class DbSession {
     client.on('error', (error) => this.drop(client, error))
     try {
       await client.connect()
+      for (const setting of this.settings) await client.query(setting)
       if (this.backendNice > 0) await this.lowerBackend(client)
     } catch (error) {
       await client.end().catch(() => {})
@@ -103,4 +112,9 @@ export class DbSession {
     this.up = false
     this.log.error({ code: 'HERMES_ERR_DATABASE', err: error instanceof Error ? error.message : String(error) }, 'dispatch: database unreachable; retrying')
   }
+}
+
+/** The dispatcher's claim connection: its planner settings keep claims reading the due index in order (dispatch-sql.ts, claimSessionSettings). */
+export function openClaimSession (url: string, log: Logger, backendNice = 0): DbSession {
+  return new DbSession(url, log, 'hermes-dispatch', backendNice, claimSessionSettings)
 }

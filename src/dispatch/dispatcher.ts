@@ -18,7 +18,7 @@
 import type { ChannelConfig, ChannelType, ProviderConfig } from '../config.js'
 import { createLogger, type Logger } from '../log.js'
 import { claimedFromRow, type Claimed } from './claimed.js'
-import { DbSession } from './db-session.js'
+import { DbSession, openClaimSession } from './db-session.js'
 import type { DispatchData } from './dispatch-data.js'
 import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
@@ -90,7 +90,7 @@ export class Dispatcher {
       if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer`)
     }
     this.credit = options.preclaimCredit === undefined ? null : new PreclaimCredit(options.preclaimCredit)
-    this.claimSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch', options.backendNice)
+    this.claimSession = openClaimSession(options.databaseUrl, this.log, options.backendNice)
     this.writeSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch-write', options.backendNice)
     this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming })
   }
