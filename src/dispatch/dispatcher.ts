@@ -52,6 +52,9 @@ export const kDefaultTuning = {
   stopTimeoutMs: 5000
 } as const
 
+/** How long an outcome waits for others to share its write when no lane waits for its slot (status-writer.ts). */
+const kOutcomeLingerMs = 50
+
 const kMinClaimRetryMs = 50
 const kMaxClaimRetryMs = 2000
 
@@ -92,7 +95,7 @@ export class Dispatcher {
     this.credit = options.preclaimCredit === undefined ? null : new PreclaimCredit(options.preclaimCredit)
     this.claimSession = openClaimSession(options.databaseUrl, this.log, options.backendNice)
     this.writeSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch-write', options.backendNice)
-    this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming })
+    this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming }, kOutcomeLingerMs)
   }
 
   /** Connects, maps channels to providers and starts claiming. Rejects if the database cannot be reached. */
@@ -172,7 +175,8 @@ export class Dispatcher {
         onResult: (l, item, result) => this.onResult(l, item, result),
         onRateLimitWait: (l, ms) => this.options.metrics?.inc('hermes_dispatch_rate_limit_wait_seconds_total', [l.name], ms / 1000),
         onRelease: (l, item) => this.writer.add({ item, decision: null, provider: l.name }),
-        onHungry: () => this.requestClaims()
+        onHungry: () => this.requestClaims(),
+        onSlotsHeld: () => this.writer.flush()
       }, this.credit === null ? null : slot)
       this.lanes.push(lane)
       this.laneBySlot.set(slot, lane)

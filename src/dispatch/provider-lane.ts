@@ -20,6 +20,8 @@ export interface LaneHooks {
   readonly onHungry: (lane: ProviderLane) => void
   /** Sends waited this long for a token of the bucket (reported when the wait ends). */
   readonly onRateLimitWait?: (lane: ProviderLane, ms: number) => void
+  /** Queued work waits for a slot that only a stored outcome frees: outcomes should be written now. */
+  readonly onSlotsHeld?: (lane: ProviderLane) => void
 }
 
 /** The lease a lane's claims carry: room for a whole request well inside it (see staleAfterMs). */
@@ -160,6 +162,7 @@ export class ProviderLane {
       this.shift()
       this.send(item)
     }
+    if (this.head < this.queue.length && this.unsettled.size > 0 && this.inFlight.size + this.unsettled.size >= concurrency) this.hooks.onSlotsHeld?.(this)
     if (this.hungry()) this.hooks.onHungry(this)
   }
 
