@@ -1,7 +1,7 @@
 // A backlog in a message table PostgreSQL has not analysed yet (a new database that takes a backlog
 // before autovacuum first gets to it): without statistics the planner guessed that few rows were
 // due, and found a claim's due rows by bitmap scans of every due message and of the channel's
-// messages, then a sort (40,000 rows read for a claim of 64 here; 50-120 ms a claim with 30,000
+// messages, then a sort (35,000 rows read for a claim of 64 here; 50-120 ms a claim with 30,000
 // due), so a rate-limited provider, whose claims are small and frequent, kept a backend busy in
 // proportion to the backlog. The claim session's settings (dispatch-sql.ts, claimSessionSettings)
 // leave the ordered read of the due index as the only plan worth taking.

@@ -65,7 +65,7 @@ SELECT c.id::text AS id, c.channel_id, c.external_id,
  * table PostgreSQL has not analysed yet (a new database that takes a
  * backlog before autovacuum first gets to it), the planner guessed that few
  * rows were due and gathered all of them by bitmap scans, then sorted them:
- * 40,000 rows read for a claim of 64 (test/dispatch-stale-plans.test.ts),
+ * 35,000 rows read for a claim of 64 (test/dispatch-stale-plans.test.ts),
  * 50-120 ms a claim with 30,000 due, which a rate-limited provider's small
  * and frequent claims paid over and over. With sorts disabled that plan
  * costs more than any, and the ordered index read is the one left;

@@ -162,7 +162,9 @@ export class ProviderLane {
       this.shift()
       this.send(item)
     }
-    if (this.head < this.queue.length && this.unsettled.size > 0 && this.inFlight.size + this.unsettled.size >= concurrency) this.hooks.onSlotsHeld?.(this)
+    // Queued work waits for a slot that only a stored outcome can free: the outcomes should not linger.
+    const slotsFull = this.inFlight.size + this.unsettled.size >= concurrency
+    if (slotsFull && this.unsettled.size > 0 && this.head < this.queue.length) this.hooks.onSlotsHeld?.(this)
     if (this.hungry()) this.hooks.onHungry(this)
   }
 
