@@ -38,7 +38,7 @@ const formOf = (i: number): string => new URLSearchParams({ To: `+1212${String(i
 
 interface Cost { perSecond: number; clientUs: number; providerUs: number }
 
-/** Runs `count` requests through `send` (at most `concurrency` at once) and measures CPU per request on both sides. */
+/** Times `count` requests made by `start` (which calls `done` per answer) and measures CPU per request on both sides. */
 async function exchange (providerPid: number, start: (done: () => void, fail: (error: Error) => void) => void): Promise<Cost> {
   const cpu0 = process.cpuUsage()
   const provider0 = cpuSeconds(providerPid)
@@ -76,7 +76,8 @@ async function minimalClient (port: number, providerPid: number): Promise<Cost> 
         pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
         const headEnd = pending.indexOf('\r\n\r\n')
         if (headEnd < 0) return
-        const length = Number(/content-length: *(\d+)/i.exec(pending.toString('latin1', 0, headEnd))?.[1])
+        const length = Number(/content-length: *(\d+)/i.exec(pending.toString('latin1', 0, headEnd))?.[1] ?? Number.NaN)
+        if (Number.isNaN(length)) { fail(new Error('an answer without a Content-Length')); return }
         if (pending.length < headEnd + 4 + length) return
         const { sid } = JSON.parse(pending.toString('utf8', headEnd + 4, headEnd + 4 + length)) as { sid?: unknown }
         if (typeof sid !== 'string') { fail(new Error('an answer without a sid')); return }
