@@ -45,6 +45,14 @@ export class DatabaseError extends HermesError {
   }
 }
 
+/** The server is one Hermes cannot run on: too old, or reached through a pooler that shares sessions between clients. */
+export class DatabaseServerError extends HermesError {
+  constructor (code: 'HERMES_ERR_DATABASE_VERSION' | 'HERMES_ERR_DATABASE_POOLING', message: string) {
+    super(code, message)
+    this.name = 'DatabaseServerError'
+  }
+}
+
 /**
  * The HTTP-facing error codes, in one place. The status is part of the
  * public contract (design.md); the code is what clients can branch on.

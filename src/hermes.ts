@@ -1,4 +1,3 @@
-import pg from 'pg'
 import { Piscina } from 'piscina'
 import type { HermesConfig } from './config.js'
 import { redactedConfig } from './config.js'
@@ -25,6 +24,8 @@ import { loadNativeUws, nativeBindingPath } from './http/uws.js'
 import { channelRules } from './process/channel-rules.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js'
 import { prepareDatabase } from './store/schema.js'
+import { openSession, sessionProfiles } from './store/session.js'
+import { checkServerVersion, checkSessionPooling } from './store/server-check.js'
 
 export interface Hermes {
   readonly port: number
@@ -61,9 +62,15 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       stack.push(() => embedded!.stop())
       databaseUrl = embedded.url
     }
-    const setup = new pg.Client({ connectionString: databaseUrl, application_name: 'hermes-setup' })
-    await setup.connect()
-    try { await prepareDatabase(setup, config) } finally { await setup.end() }
+    const setup = await openSession(databaseUrl, sessionProfiles.setup)
+    setup.on('error', () => {}) // the query in flight reports it
+    try {
+      await checkServerVersion(setup)
+      await checkSessionPooling(databaseUrl, setup)
+      await prepareDatabase(setup, config)
+    } finally {
+      await setup.end()
+    }
 
     const status = createStatusBlock()
     const ring = IngressRing.create(Math.floor(config.buffer.maxBytes / 8) * 8, config.buffer.maxMessages)

@@ -3,6 +3,7 @@ import type { HermesConfig } from '../config.js'
 import type { Logger } from '../log.js'
 import { redispatch } from '../dispatch/redispatch.js'
 import { embeddedUrl, startEmbeddedPostgres } from '../store/embedded-postgres.js'
+import { openSession, sessionProfiles } from '../store/session.js'
 
 /** `hermes redispatch --status failed [--provider NAME]`: puts dead letters back in the dispatch queue. */
 export async function redispatchCommand (args: readonly string[], config: HermesConfig, log: Logger): Promise<number> {
@@ -10,14 +11,17 @@ export async function redispatchCommand (args: readonly string[], config: Hermes
   const provider = flag(args, '--provider')
   if (status !== 'failed') throw new TypeError(`--status must be "failed" (replaying other states would deliver twice), got ${JSON.stringify(status)}`)
   const { url, stop } = await database(config, log)
-  const client = new pg.Client({ connectionString: url, application_name: 'hermes-redispatch' })
   try {
-    await client.connect()
-    const count = await redispatch(client, provider === undefined ? { status } : { status, provider })
-    log.info({ count, provider: provider ?? 'all' }, 'messages re-queued for dispatch')
-    return count
+    const client = await openSession(url, sessionProfiles.redispatch)
+    client.on('error', () => {}) // the query in flight reports it
+    try {
+      const count = await redispatch(client, provider === undefined ? { status } : { status, provider })
+      log.info({ count, provider: provider ?? 'all' }, 'messages re-queued for dispatch')
+      return count
+    } finally {
+      await client.end().catch(() => {})
+    }
   } finally {
-    await client.end().catch(() => {})
     await stop()
   }
 }

@@ -5,10 +5,11 @@
  * queue on it in the order they are issued (pg runs one query at a time
  * per client).
  */
-import pg from 'pg'
+import type pg from 'pg'
 import type { Logger } from '../log.js'
 import { isTransientDatabaseError } from '../database-errors.js'
 import { lowerBackendPriority } from '../thread-priority.js'
+import { openSession, sessionProfiles, type SessionProfile } from '../store/session.js'
 import { claimSessionSettings } from './dispatch-sql.js'
 
 const kConnectTimeoutMs = 5000
@@ -23,14 +24,13 @@ export class DbSession {
    * `backendNice`: how much nicer the server process of this session runs
    * (src/thread-priority.ts, lowerBackendPriority), set on every connect;
    * 0 for a server that is not in this machine's pid namespace.
-   * `settings`: statements (SET …) run on every connect, before any query.
+   * `profile`: the session's name, timeouts and planner settings (src/store/session.ts), set on every connect.
    */
   constructor (
     private readonly url: string,
     private readonly log: Logger,
-    private readonly applicationName = 'hermes-dispatch',
-    private readonly backendNice = 0,
-    private readonly settings: readonly string[] = []
+    private readonly profile: SessionProfile = sessionProfiles.dispatchWrite,
+    private readonly backendNice = 0
   ) {}
 
   /**
@@ -64,19 +64,17 @@ export class DbSession {
   }
 
   private async open (): Promise<pg.Client> {
-    const client = new pg.Client({
-      connectionString: this.url,
-      application_name: this.applicationName,
-      keepAlive: true,
+    let client: pg.Client
+    try {
       // A half-open connection (a partition, a dead host) must fail, not hang: stop() waits on the claim in flight.
-      connectionTimeoutMillis: kConnectTimeoutMs,
-      query_timeout: kQueryTimeoutMs
-    })
+      client = await openSession(this.url, this.profile, { connectTimeoutMs: kConnectTimeoutMs, queryTimeoutMs: kQueryTimeoutMs })
+    } catch (error) {
+      this.markDown(error)
+      throw error
+    }
     // A connection that drops between queries reports here, not through a query.
     client.on('error', (error) => this.drop(client, error))
     try {
-      await client.connect()
-      for (const setting of this.settings) await client.query(setting)
       if (this.backendNice > 0) await this.lowerBackend(client)
     } catch (error) {
       await client.end().catch(() => {})
@@ -91,8 +89,8 @@ export class DbSession {
   private async lowerBackend (client: pg.Client): Promise<void> {
     const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
     const change = lowerBackendPriority(rows[0]!.pid, this.backendNice)
-    if (change.changed) this.log.debug({ session: this.applicationName, pid: rows[0]!.pid, nice: change.nice }, 'dispatch: database session runs nicer')
-    else this.log.warn({ session: this.applicationName, reason: change.reason }, 'dispatch: could not lower the database session\'s priority; it keeps the server\'s')
+    if (change.changed) this.log.debug({ session: this.profile.applicationName, pid: rows[0]!.pid, nice: change.nice }, 'dispatch: database session runs nicer')
+    else this.log.warn({ session: this.profile.applicationName, reason: change.reason }, 'dispatch: could not lower the database session\'s priority; it keeps the server\'s')
   }
 
   private drop (client: pg.Client, error: unknown): void {
@@ -116,5 +114,5 @@ export class DbSession {
 
 /** The dispatcher's claim connection: its planner settings keep claims reading the due index in order (dispatch-sql.ts, claimSessionSettings). */
 export function openClaimSession (url: string, log: Logger, backendNice = 0): DbSession {
-  return new DbSession(url, log, 'hermes-dispatch', backendNice, claimSessionSettings)
+  return new DbSession(url, log, { ...sessionProfiles.dispatchClaim, planner: claimSessionSettings }, backendNice)
 }

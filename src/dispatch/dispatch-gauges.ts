@@ -1,6 +1,7 @@
 import type { Logger } from '../log.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
-import pg from 'pg'
+import type pg from 'pg'
+import { openSession, sessionProfiles } from '../store/session.js'
 import type { ProviderLane } from './provider-lane.js'
 
 /**
@@ -45,9 +46,8 @@ export function reportDispatchGauges (metrics: SharedMetrics, databaseUrl: strin
   let nextReadAt = 0
   const connect = async (): Promise<pg.Client> => {
     if (client !== null) return client
-    const c = new pg.Client({ connectionString: databaseUrl, application_name: 'hermes-dispatch-gauges' })
+    const c = await openSession(databaseUrl, sessionProfiles.gauges)
     c.on('error', () => { if (client === c) client = null })
-    await c.connect()
     client = c
     return c
   }

@@ -19,6 +19,7 @@ import type { ChannelConfig, ChannelType, ProviderConfig } from '../config.js'
 import { createLogger, type Logger } from '../log.js'
 import { claimedFromRow, type Claimed } from './claimed.js'
 import { DbSession, openClaimSession } from './db-session.js'
+import { sessionProfiles } from '../store/session.js'
 import type { DispatchData } from './dispatch-data.js'
 import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
@@ -94,7 +95,7 @@ export class Dispatcher {
     }
     this.credit = options.preclaimCredit === undefined ? null : new PreclaimCredit(options.preclaimCredit)
     this.claimSession = openClaimSession(options.databaseUrl, this.log, options.backendNice)
-    this.writeSession = new DbSession(options.databaseUrl, this.log, 'hermes-dispatch-write', options.backendNice)
+    this.writeSession = new DbSession(options.databaseUrl, this.log, sessionProfiles.dispatchWrite, options.backendNice)
     this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming }, kOutcomeLingerMs)
   }
 

@@ -1,9 +1,10 @@
-import pg from 'pg'
+import type pg from 'pg'
 import type { FromWriter, Preclaimed } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
 import { createStagingTable, kStagingBytesPerTruncate, prepareMerge, writerSessionSettings, writerTransaction } from './merge-sql.js'
 import { runCopyTransaction } from './copy-transaction.js'
+import { openSession, sessionProfiles } from './session.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { isTransientDatabaseError } from '../database-errors.js'
@@ -200,19 +201,13 @@ export class WriterLoop {
 
   private async ensureConnected (): Promise<void> {
     if (this.client !== null) return
-    const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: 'hermes-writer' })
+    const client = await openSession(this.options.databaseUrl, { ...sessionProfiles.writer, planner: [writerSessionSettings] })
     // A dropped connection emits 'error' outside any query; forget the client so the loop reconnects.
     client.on('error', (error) => {
       if (this.client === client) this.client = null
       this.markDown(error)
     })
     try {
-      await client.connect()
-      // Let PostgreSQL notice a dead Hermes while this session waits on a lock: otherwise a killed
-      // writer's merge can stay open (holding its new parties' keys) until the lock is released.
-      // PostgreSQL 14+; older servers refuse the setting, and do without.
-      await client.query("SET client_connection_check_interval = '1s'").catch(() => {})
-      await client.query(writerSessionSettings)
       await client.query(createStagingTable)
       await client.query(prepareMerge)
     } catch (error) {
