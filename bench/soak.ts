@@ -19,7 +19,7 @@ import pg from 'pg'
 import { startServer, stopServer, type Server } from './processes.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/store/embedded-postgres.js'
 import { createLogger } from '../src/log.js'
-import { freePort } from '../test/helpers/database.js'
+import { freePort } from '../test/helpers/free-port.js'
 import { describeOverload, overloadConfig, ringDrains, ringUsedMessages, runOverload, type OverloadResult } from '../test/helpers/overload.js'
 
 const secret = 'soak-secret'

@@ -7,7 +7,7 @@ import { postKeepAlive } from './helpers/keep-alive.js'
 import { testDatabase } from './helpers/database.js'
 import { until } from './helpers/wait.js'
 
-const db = await testDatabase(t)
+const db = await testDatabase(t, { ownServer: true })
 const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DATABASE_URL is set)'
 {
   t.test('while the database is down Hermes answers 503, and it recovers by itself', { skip }, async (t) => {

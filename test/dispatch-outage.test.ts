@@ -14,7 +14,7 @@ const fx = await dispatchFixture(t, {
       rateLimit: { perSecond: 1000, burst: 100 }, retry: { maxAttempts: 100, baseDelayMs: 20, maxDelayMs: 200 }
     }
   }
-})
+}, { ownServer: true })
 
 /** The dispatch thread, as the lead will run it from hermes.ts. */
 async function startThread (t: { teardown (fn: () => unknown): void }, overrides: Partial<DispatchData> = {}): Promise<{ worker: Worker; send: (m: ToDispatch) => void; stop: () => Promise<void> }> {

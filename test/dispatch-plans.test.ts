@@ -25,9 +25,17 @@ function assertProbes (t: Test, plan: string): void {
 }
 
 t.test('the generic plan (what a prepared claim settles on) probes by id', async (t) => {
-  const { rows } = await session.query(`EXPLAIN (GENERIC_PLAN, COSTS OFF) ${claimSql}`)
-  const plan = rows.map((r) => r['QUERY PLAN'] as string).join('\n')
-  assertProbes(t, plan)
+  // PREPARE + force_generic_plan shows the generic plan on every supported version (EXPLAIN (GENERIC_PLAN) is 16+).
+  await session.query('SET plan_cache_mode = force_generic_plan')
+  await session.query(`PREPARE hermes_generic_probe AS ${claimSql}`)
+  try {
+    const { rows } = await session.query(`EXPLAIN (COSTS OFF) EXECUTE hermes_generic_probe('{${Number(channel['id'])}}', 64, 60000)`)
+    const plan = rows.map((r) => r['QUERY PLAN'] as string).join('\n')
+    assertProbes(t, plan)
+  } finally {
+    await session.query('DEALLOCATE hermes_generic_probe')
+    await session.query('RESET plan_cache_mode')
+  }
 })
 
 for (const limit of [64, 1000]) {

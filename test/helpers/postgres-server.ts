@@ -1,0 +1,132 @@
+/**
+ * Real PostgreSQL servers for tests, of the kinds users run: the embedded
+ * server Hermes ships (`embedded`, PostgreSQL 18), the same package at other
+ * major versions under npm aliases (`embedded-14` … `embedded-17`), and
+ * Debian's own stock package (`debian-15`: JIT compiled in and on, as in most
+ * distributions and managed services). Each server lives in a temporary
+ * directory and listens on loopback only.
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir, userInfo } from 'node:os'
+import { join } from 'node:path'
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/store/embedded-postgres.js'
+import { createLogger } from '../../src/log.js'
+import { freePort } from './free-port.js'
+
+export const serverKinds = ['embedded', 'embedded-14', 'embedded-15', 'embedded-16', 'embedded-17', 'debian-15'] as const
+export type ServerKind = typeof serverKinds[number]
+
+export const debianBin = '/usr/lib/postgresql/15/bin'
+
+export interface ServerOptions {
+  /** postgresql.conf settings beyond the kind's defaults (e.g. shared_preload_libraries). */
+  readonly settings?: Readonly<Record<string, string>>
+}
+
+export interface PostgresServer {
+  readonly kind: ServerKind
+  /** A superuser URL to the `postgres` database. */
+  readonly adminUrl: string
+  readonly port: number
+  /** The data directory (for an emergency stop when the test process dies). */
+  readonly dataDir: string
+  stop (): Promise<void>
+  start (): Promise<void>
+  /** Stops the server and removes its directory. */
+  destroy (): Promise<void>
+}
+
+export function isServerKind (value: string): value is ServerKind {
+  return (serverKinds as readonly string[]).includes(value)
+}
+
+/** Whether this machine can start a server of that kind (Debian's package may not be installed). */
+export function serverAvailable (kind: ServerKind): boolean {
+  return kind !== 'debian-15' || existsSync(join(debianBin, 'postgres'))
+}
+
+export async function startPostgresServer (kind: ServerKind, options: ServerOptions = {}): Promise<PostgresServer> {
+  return kind === 'debian-15' ? await startDebian(options) : await startEmbedded(kind, options)
+}
+
+async function startEmbedded (kind: ServerKind, options: ServerOptions): Promise<PostgresServer> {
+  const dir = await mkdtemp(join(tmpdir(), `hermes-${kind}-`))
+  await chmod(dir, 0o777) // as root, PostgreSQL runs as `postgres`, which must be able to reach its data directory
+  const port = await freePort()
+  const dataDir = join(dir, 'data')
+  const packageName = kind === 'embedded' ? 'embedded-postgres' : `embedded-postgres-${kind.slice('embedded-'.length)}`
+  const log = createLogger('silent')
+  const flags = Object.entries(options.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`])
+  const boot = async (): Promise<EmbeddedDatabase> => await startEmbeddedPostgres({ dataDir, port, log, packageName, extraFlags: flags })
+  let server: EmbeddedDatabase | null = await boot()
+  const url = new URL(server.url)
+  url.pathname = '/postgres'
+  const stop = async (): Promise<void> => { const s = server; server = null; await s?.stop() }
+  return {
+    kind,
+    adminUrl: url.href,
+    port,
+    dataDir,
+    stop,
+    start: async () => { server ??= await boot() },
+    destroy: async () => { await stop(); await rm(dir, { recursive: true, force: true }) }
+  }
+}
+
+/** Debian's server refuses to run as root: as root its commands run as the `postgres` user. */
+function asPostgres (command: string, args: readonly string[]): void {
+  const root = userInfo().uid === 0
+  const result = root
+    ? spawnSync('runuser', ['-u', 'postgres', '--', command, ...args], { encoding: 'utf8' })
+    : spawnSync(command, args, { encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr || result.stdout || result.error?.message}`)
+}
+
+async function startDebian (options: ServerOptions): Promise<PostgresServer> {
+  if (!serverAvailable('debian-15')) throw new Error(`Debian's postgresql-15 is not installed (${debianBin}); apt-get install -y postgresql-15`)
+  const dir = await mkdtemp(join(tmpdir(), 'hermes-debian-15-'))
+  const dataDir = join(dir, 'data')
+  if (userInfo().uid === 0) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim())
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim())
+    await chown(dir, uid, gid)
+  }
+  const port = await freePort()
+  asPostgres(join(debianBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync'])
+  // The package's defaults stand (jit = on among them); only where and how many connections are ours.
+  const settings: Record<string, string> = {
+    listen_addresses: "'127.0.0.1'",
+    port: String(port),
+    unix_socket_directories: `'${dir}'`,
+    max_connections: '200',
+    ...options.settings
+  }
+  const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n')
+  await writeFile(join(dataDir, 'postgresql.auto.conf'), conf + '\n')
+  if (userInfo().uid === 0) asPostgres('chown', ['postgres', join(dataDir, 'postgresql.auto.conf')])
+  const start = async (): Promise<void> => { asPostgres(join(debianBin, 'pg_ctl'), ['-D', dataDir, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']) }
+  const stop = async (): Promise<void> => {
+    if (!existsSync(join(dataDir, 'postmaster.pid'))) return
+    asPostgres(join(debianBin, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', 'stop'])
+  }
+  await start()
+  return {
+    kind: 'debian-15',
+    adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir,
+    stop,
+    start,
+    destroy: async () => { await stop(); await rm(dir, { recursive: true, force: true }) }
+  }
+}
+
+/** Last resort when a test process ends without its teardown: an immediate shutdown, synchronously. */
+export function abandonServer (dataDir: string): void {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
+    if (pid > 0) process.kill(pid, 'SIGQUIT')
+  } catch {}
+}
