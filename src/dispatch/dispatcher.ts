@@ -194,7 +194,7 @@ export class Dispatcher {
     const copy: ProviderLimits = { rateLimit: { perSecond: limits.rateLimit.perSecond, burst: limits.rateLimit.burst }, concurrency: limits.concurrency }
     this.limits.set(name, copy)
     const lane = this.laneByName.get(name)
-    if (lane !== undefined) this.handle(lane, { type: 'limits', limits: copy })
+    if (lane !== undefined) this.applyLimits(lane, copy)
     this.log.info({ provider: name, ...copy }, 'dispatch: provider limits changed')
   }
 
@@ -260,7 +260,7 @@ export class Dispatcher {
       this.laneByName.set(lane.name, lane)
       for (const id of channelIds) this.laneByChannel.set(id, lane)
       const limits = this.limits.get(lane.name)
-      if (limits !== undefined) this.handle(lane, { type: 'limits', limits })
+      if (limits !== undefined) this.applyLimits(lane, limits)
     }
     for (const channel of channels) {
       if (!providers.some((p) => p.name === channel.provider)) this.log.warn({ channel: channel.name, provider: channel.provider }, 'dispatch: channel has no configured provider')
@@ -292,6 +292,12 @@ export class Dispatcher {
     if (!stored) this.log.error({ code: 'HERMES_ERR_DISPATCH_WRITE', messages: this.writer.size }, 'dispatch: outcomes not stored at stop; those messages will be sent again after their lease')
     await Promise.all([this.claimSession.close(), this.writeSession.close()])
     this.log.info({ stats: this.snapshot() }, 'dispatch stopped')
+  }
+
+  private applyLimits (lane: Lane, limits: ProviderLimits): void {
+    // The pool first: sends the core starts at once need its connections.
+    if (limits.concurrency !== lane.core.limits.concurrency) lane.client.resize?.(limits.concurrency)
+    this.handle(lane, { type: 'limits', limits })
   }
 
   /** Feeds an event to a lane's core and carries out what it decides. */
