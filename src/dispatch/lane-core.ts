@@ -309,6 +309,7 @@ export class LaneCore {
       for (const item of items) out.push({ type: 'release', item })
       return
     }
+    if (items.length === 0) return
     for (const item of items) this.queue.push(item)
     this.pump(out)
   }
