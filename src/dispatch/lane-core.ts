@@ -234,13 +234,18 @@ export class LaneCore {
    * small target).
    */
   hungry (): boolean {
-    if (!this.open) return false
+    return this.hungryFor() > 0
+  }
+
+  /** What a claim would ask for if the lane is hungry (see hungry()), else 0. */
+  private hungryFor (): number {
+    if (!this.open) return 0
     if (this.state === 'drained') {
       const more = this.credit === null ? 0 : this.grantable()
-      return more > 0 && more >= (this.queued + this.granted + more) / 2
+      return more > 0 && more >= (this.queued + this.granted + more) / 2 ? more : 0
     }
     const want = this.wanted()
-    return want > 0 && want >= (this.queued + want) / 2
+    return want > 0 && want >= (this.queued + want) / 2 ? want : 0
   }
 
   /** How many messages to claim now (0 or less: none). */
@@ -343,7 +348,8 @@ export class LaneCore {
     // Queued work waits for a slot that only a stored outcome can free: the outcomes should not linger.
     const slotsFull = this.inFlight.size + this.unsettled.size >= concurrency
     if (slotsFull && this.unsettled.size > 0 && this.head < this.queue.length) out.push({ type: 'flush' })
-    if (this.hungry()) out.push({ type: 'claim', n: this.wanted() })
+    const want = this.hungryFor()
+    if (want > 0) out.push({ type: 'claim', n: want })
   }
 
   private sent (item: Claimed, result: SendResult, out: LaneDecision[]): void {
