@@ -3,7 +3,9 @@
  * events and returns decisions; it runs no SQL, no HTTP and no timers, and
  * reads time only from the clock it is given (the shell passes
  * performance.now, tests a fake). src/dispatch/dispatcher.ts is the shell
- * that turns decisions into claims, sends, writes and timers.
+ * that turns decisions into claims, sends, writes and timers. The one
+ * thing it touches outside itself is the CreditLedger it is given
+ * (src/preclaim-credit.ts: counters in memory shared with the writer).
  *
  * Modes (LaneCore.mode) and what each does:
  *
@@ -35,7 +37,8 @@
  * Decisions (LaneDecision): send (start this send), release (give this
  * claim back unsent), store (write this outcome), claim (the lane is
  * hungry: run a claim pass, which asks planClaim() for n at its turn and
- * reports the rows with a claimed event), grant (credit
+ * reports the rows with a claimed event; in 'drained' mode planClaim()
+ * grants credit instead), grant (credit
  * granted to the writer, already in the ledger), flush (write outcomes now,
  * a slot waits for one), sleepUntil (tick at t), claimAt (run a claim pass
  * at t), rateLimitWait (sends waited ms for a token; a metric).
