@@ -2,7 +2,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
-import type { DispatchData, FromDispatch } from '../src/dispatch/dispatch-data.js'
+import type { DispatchData, FromDispatch } from '../src/messages.js'
 import { dispatchFixture, startFakeProvider } from '../test/helpers/fake-provider.js'
 import { startFastProvider, stopServer } from './processes.js'
 

@@ -6,6 +6,7 @@
  */
 export function isTransientDatabaseError (error: unknown): boolean {
   if (!(error instanceof Error)) return true
+  if (error instanceof TypeError || error instanceof RangeError) return false // a bug of ours: retrying the same call fails the same way
   const code = (error as { code?: unknown }).code
   if (typeof code !== 'string' || code.length !== 5) return true // socket errors: ECONNREFUSED, ECONNRESET, 'Connection terminated'…
   const sqlClass = code.slice(0, 2)

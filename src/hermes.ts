@@ -3,11 +3,11 @@ import type { HermesConfig } from './config.js'
 import { redactedConfig } from './config.js'
 import { Rejection } from './errors.js'
 import { createLogger, type Logger } from './log.js'
-import type { FromWriter, ProcessResult, ProcessTask, ProcessWorkerData, ToWriter, WriterData } from './messages.js'
-import type { DispatchData, ToDispatch } from './dispatch/dispatch-data.js'
+import type { DispatchData, FromDispatch, FromWriter, ProcessResult, ProcessTask, ProcessWorkerData, ProviderLimits, ToDispatch, ToWriter, WriterData } from './messages.js'
 import { startThread, stopThread } from './threads.js'
-import { creditSlotOf, PreclaimCredit, type PreclaimChannel, type PreclaimData } from './preclaim-credit.js'
-import { laneLeaseMs } from './dispatch/provider-lane.js'
+import { creditSlotOf, CreditLedger, type PreclaimChannel, type PreclaimData } from './preclaim-credit.js'
+import { laneLeaseMs } from './dispatch/lane-core.js'
+import { HermesError } from './errors.js'
 import { SharedMetrics } from './metrics/shared-metrics.js'
 import { metricsLayout, workerNames, type MetricsSpec } from './metrics/definitions.js'
 import { metricsData } from './metrics/thread-metrics.js'
@@ -34,6 +34,14 @@ export interface Hermes {
   readonly status: Int32Array
   /** The process-stage worker threads (Piscina replaces any that die). */
   readonly workerThreads: () => readonly import('node:worker_threads').Worker[]
+  /**
+   * Changes a provider's rate limit and concurrency in the running dispatch
+   * thread (Dispatcher.updateProviderLimits): tokens already spent stay
+   * spent, sends in flight over a lowered cap finish. Resolves once applied;
+   * rejects with a HermesError (HERMES_ERR_UNKNOWN_PROVIDER,
+   * HERMES_ERR_PROVIDER_LIMITS) and changes nothing otherwise.
+   */
+  updateProviderLimits (provider: string, limits: ProviderLimits): Promise<void>
   /** Drains (answers everything already accepted), then stops every thread and the embedded database. */
   stop (): Promise<void>
 }
@@ -87,12 +95,26 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
     stack.push(async () => pending.close())
     const durable = config.ack === 'durable'
 
-    const preclaimCredit = PreclaimCredit.create(Object.keys(config.providers).length)
+    const preclaimCredit = CreditLedger.create(Object.keys(config.providers).length)
     const writer = await startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status, preclaimCredit), metrics: shared }, log)
     stack.push(() => stopThread(writer, config.shutdownTimeoutMs))
     // Dispatch has its own thread and connection: provider latency never reaches the HTTP or writer threads.
     const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl, embedded !== null), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log)
     stack.push(() => stopThread(dispatch, config.shutdownTimeoutMs))
+    // Answers to `limits` messages, in the order they were sent (the thread answers each at once, in order).
+    const limitsAnswers: Array<{ resolve: () => void, reject: (error: Error) => void }> = []
+    dispatch.on('message', (message: FromDispatch) => {
+      if (message.type !== 'limits') return
+      const answer = limitsAnswers.shift()
+      if (message.ok) answer?.resolve()
+      else answer?.reject(new HermesError(message.code, message.message, 400))
+    })
+    const updateProviderLimits = async (provider: string, limits: ProviderLimits): Promise<void> => {
+      await new Promise<void>((resolve, reject) => {
+        limitsAnswers.push({ resolve, reject })
+        dispatch.postMessage({ type: 'limits', provider, limits } satisfies ToDispatch)
+      })
+    }
 
     const workerData: ProcessWorkerData = {
       ring: ring.buffer,
@@ -220,6 +242,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       ring,
       status,
       workerThreads: () => pool.threads,
+      updateProviderLimits,
       stop: () => (stopping ??= stop())
     }
   } catch (error) {
@@ -249,7 +272,7 @@ function backgroundNice (config: HermesConfig): number {
   return config.ack === 'enqueued' ? config.backgroundNice : 0
 }
 
-function writerData (config: HermesConfig, databaseUrl: string, status: Int32Array, credit: PreclaimCredit): WriterData {
+function writerData (config: HermesConfig, databaseUrl: string, status: Int32Array, credit: CreditLedger): WriterData {
   return {
     preclaim: preclaimData(config, credit),
     databaseUrl,
@@ -262,7 +285,7 @@ function writerData (config: HermesConfig, databaseUrl: string, status: Int32Arr
 }
 
 /** Which credit slot and lease each channel's pre-claims take. */
-function preclaimData (config: HermesConfig, credit: PreclaimCredit): PreclaimData {
+function preclaimData (config: HermesConfig, credit: CreditLedger): PreclaimData {
   const providers = Object.values(config.providers)
   const channels: Record<string, PreclaimChannel> = {}
   for (const channel of Object.values(config.channels)) {

@@ -3,6 +3,7 @@
  * Row data travels as transferred ArrayBuffers (COPY text bytes), never as
  * per-message objects.
  */
+import type { ChannelConfig, ProviderConfig, RateLimit } from './config.js'
 import type { FieldProblem } from './errors.js'
 import type { MetricsData } from './metrics/thread-metrics.js'
 import type { ChannelRule } from './process/types.js'
@@ -48,9 +49,10 @@ export type FromWriter =
 
 /**
  * writer → main → dispatch, after every transaction that took pre-claim
- * credit (src/preclaim-credit.ts), committed or not: the credit it took per
- * provider slot, and the messages it inserted claimed (JSON text from
- * PostgreSQL, parsed by the dispatch thread; null when none).
+ * credit (src/preclaim-credit.ts, CreditLedger), committed or not: the
+ * credit it took per provider slot, and the messages it inserted claimed
+ * (JSON text from PostgreSQL: an array of PreclaimedRow, parsed by the
+ * dispatch thread; null when none).
  */
 export interface Preclaimed {
   readonly type: 'preclaimed'
@@ -59,6 +61,77 @@ export interface Preclaimed {
   /** Date.now() before the transaction began: the leases count from later than this. */
   readonly startedAtMs: number
 }
+
+/**
+ * One pre-claimed message as the writer's merge returns it
+ * (src/store/merge-sql.ts, insertMessages, json_build_object): the same
+ * names as a claim's row (src/dispatch/dispatch-sql.ts, ClaimedRow), with
+ * timestamps as JSON text.
+ */
+export interface PreclaimedRow {
+  readonly id: string
+  readonly channel_id: number
+  readonly external_id: string
+  readonly sender: string
+  readonly recipient: string
+  readonly body: string
+  readonly sent_at: string | null
+  readonly received_at: string
+  readonly attachments: string[]
+  /** The claim's fencing token (claimed_until as text). */
+  readonly lease: string
+}
+
+/** The limits of one provider that can change while Hermes runs (Dispatcher.updateProviderLimits). */
+export interface ProviderLimits {
+  readonly rateLimit: RateLimit
+  readonly concurrency: number
+}
+
+/** workerData of the dispatch thread */
+export interface DispatchData {
+  readonly databaseUrl: string
+  readonly providers: readonly ProviderConfig[]
+  readonly channels: readonly ChannelConfig[]
+  readonly logLevel: string
+  /** Nice increment of the dispatch thread (src/thread-priority.ts); none when absent. */
+  readonly nice?: number
+  /**
+   * Nice increment of the server processes of the dispatch sessions
+   * (src/thread-priority.ts, lowerBackendPriority): only for a server in
+   * this machine's pid namespace (the embedded one Hermes started). 0 or
+   * absent: they keep the server's priority.
+   */
+  readonly backendNice?: number
+  /** Optional tuning; defaults in src/dispatch/dispatcher.ts (kDefaultTuning). */
+  readonly pollMs?: number
+  readonly leaseMs?: number
+  readonly stopTimeoutMs?: number
+  /** Pre-claim credit shared with the writer (src/preclaim-credit.ts); absent: no pre-claims. */
+  readonly preclaimCredit?: SharedArrayBuffer
+  /** The shared metrics block (absent in tests that run the thread alone). */
+  readonly metrics?: MetricsData
+}
+
+/**
+ * main → dispatch: `wake` after a commit that inserted rows it did not
+ * pre-claim; the writer's pre-claim reports; `limits` to change a
+ * provider's rate limit and concurrency without a restart
+ * (Dispatcher.updateProviderLimits); `stop` to drain and exit.
+ */
+export type ToDispatch =
+  | { readonly type: 'wake' }
+  | Preclaimed
+  | { readonly type: 'limits', readonly provider: string, readonly limits: ProviderLimits }
+  | { readonly type: 'stop' }
+
+/** dispatch → main. `limits` answers a `limits` message: applied, or why not (HERMES_ERR_* code). */
+export type FromDispatch =
+  | { readonly type: 'ready' }
+  | { readonly type: 'limits', readonly provider: string, readonly ok: true }
+  | { readonly type: 'limits', readonly provider: string, readonly ok: false, readonly code: string, readonly message: string }
+  | { readonly type: 'stopped' }
+  | { readonly type: 'fatal'; readonly code: string; readonly message: string }
 
 /** workerData of the writer thread */
 export interface WriterData {

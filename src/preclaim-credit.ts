@@ -1,3 +1,5 @@
+import type { Preclaimed } from './messages.js'
+
 /**
  * Pre-claims: the writer inserts a new message already claimed for this
  * instance's dispatcher (status 'sending', a lease) when the dispatcher has
@@ -16,27 +18,53 @@
  * a transaction and reports afterwards how much it took and which messages
  * it claimed; until that report the dispatcher counts the credit as
  * outstanding. Only the dispatcher adds credit and only the writer takes it.
+ *
+ * CreditLedger is the one owner of that accounting: grant, revoke and the
+ * outstanding count on the dispatcher's side (src/dispatch/lane-core.ts
+ * decides how much), take and report on the writer's
+ * (src/store/preclaim-batch.ts), settle when the report arrives.
  */
-export class PreclaimCredit {
+export class CreditLedger {
   private readonly slots: Int32Array
+  /** Dispatcher's side: credit granted per slot and not yet reported taken or revoked. */
+  private readonly out: number[]
 
   /** One slot per provider, in the order of the config's providers. */
-  static create (providers: number): PreclaimCredit {
-    return new PreclaimCredit(new SharedArrayBuffer(Math.max(1, providers) * Int32Array.BYTES_PER_ELEMENT))
+  static create (providers: number): CreditLedger {
+    return new CreditLedger(new SharedArrayBuffer(Math.max(1, providers) * Int32Array.BYTES_PER_ELEMENT))
   }
 
+  /** Over the buffer both threads share; each thread has its own ledger over it. */
   constructor (readonly buffer: SharedArrayBuffer) {
     this.slots = new Int32Array(buffer)
+    this.out = new Array<number>(this.slots.length).fill(0)
   }
 
   /** Dispatcher: the writer may claim `count` more messages of this provider. */
   grant (slot: number, count: number): void {
+    if (count <= 0) return
     Atomics.add(this.slots, slot, count)
+    this.out[slot]! += count
   }
 
   /** Dispatcher: takes back whatever the writer has not taken yet; returns how much that was. */
   revoke (slot: number): number {
-    return Atomics.exchange(this.slots, slot, 0)
+    const revoked = Atomics.exchange(this.slots, slot, 0)
+    this.out[slot]! -= revoked
+    return revoked
+  }
+
+  /**
+   * Dispatcher: credit granted that is neither revoked nor reported yet:
+   * messages that may still arrive claimed without a claim of ours.
+   */
+  outstanding (slot: number): number {
+    return this.out[slot] ?? 0
+  }
+
+  /** Dispatcher: the writer's report (its take) arrived; that credit is no longer outstanding. */
+  settle (report: Preclaimed): void {
+    for (const [slot, count] of report.taken) if (slot >= 0 && slot < this.out.length) this.out[slot]! -= count
   }
 
   /** Writer: takes up to `most` of this provider's credit; returns how much it got. */
@@ -49,8 +77,19 @@ export class PreclaimCredit {
     }
   }
 
+  /** Credit the writer may still take. */
   available (slot: number): number {
     return Atomics.load(this.slots, slot)
+  }
+
+  /**
+   * Writer: what to tell the dispatcher once a transaction that took credit
+   * is over (rows: the merge's PreclaimedRow JSON, null if none or rolled
+   * back); null if it took none.
+   */
+  static report (taken: ReadonlyMap<number, number>, rows: string | null, startedAtMs: number): Preclaimed | null {
+    if (![...taken.values()].some((n) => n > 0)) return null
+    return { type: 'preclaimed', taken: [...taken], rows, startedAtMs }
   }
 }
 

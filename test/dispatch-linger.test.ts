@@ -1,15 +1,13 @@
 // Outcomes wait a little for company before they are written (status-writer.ts, lingerMs): a
 // provider held to its rate finishes its sends one at a time, and a commit per message kept the
 // write session's backend busy (10.8% of a core at 100/s). An outcome that keeps queued work from
-// its provider's last concurrency slot is written at once.
+// its provider's last concurrency slot is written at once (flush(), asked for by the dispatch core).
 import t from 'tap'
 import { dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
 import { DbSession } from '../src/dispatch/db-session.js'
 import { StatusWriter, type Entry } from '../src/dispatch/status-writer.js'
 import { claimSql, type ClaimedRow } from '../src/dispatch/dispatch-sql.js'
 import { claimedFromRow, type Claimed } from '../src/dispatch/claimed.js'
-import { ProviderLane } from '../src/dispatch/provider-lane.js'
-import { createProviderClient } from '../src/dispatch/providers/index.js'
 import { createLogger } from '../src/log.js'
 
 const fake = await startFakeProvider(t)
@@ -42,47 +40,59 @@ async function claimOne (): Promise<Claimed> {
   return claimedFromRow(rows[0], { name: 'email', type: 'email' }, performance.now())
 }
 
+/** Records the statements a session is asked to run (by prepared name, else SQL). */
+function spy (session: DbSession): string[] {
+  const asked: string[] = []
+  const query = session.query.bind(session)
+  session.query = (async (sql: string, params?: unknown[], name?: string) => {
+    asked.push(name ?? sql)
+    return await query(sql, params, name)
+  }) as typeof session.query
+  return asked
+}
+
+const sentDecision = { status: 'sent', counted: 1, delayMs: 0, providerMessageId: 'SM-linger', lastError: null } as const
+
+/** Turns of the event loop: a writer that does not linger has asked for its write within two (it gathers for one). */
+async function turns (n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+t.test('without lingering, an outcome is written within a turn or two of the event loop', async (t) => {
+  const session = new DbSession(fx.db.url, log)
+  t.teardown(() => session.close())
+  const asked = spy(session)
+  const item = await claimOne()
+  const stored = new Promise<readonly Entry[]>((resolve) => {
+    const writer = new StatusWriter(session, log, resolve, async () => {}, 0)
+    t.teardown(() => writer.close())
+    writer.add({ item, provider: 'mock', decision: sentDecision })
+  })
+  await turns(5)
+  t.same(asked, ['hermes_outcome'], 'the write was asked for at once')
+  t.equal((await stored).length, 1)
+})
+
 t.test('a lingering outcome waits for its time, or for flush()', async (t) => {
   const session = new DbSession(fx.db.url, log)
   t.teardown(() => session.close())
-  let stored: readonly Entry[] = []
-  const written = new Promise<void>((resolve) => {
-    const writer = new StatusWriter(session, log, (entries) => { stored = entries; resolve() }, async () => {}, 60_000)
+  const asked = spy(session)
+  const item = await claimOne()
+  let writer!: StatusWriter
+  const stored = new Promise<readonly Entry[]>((resolve) => {
+    writer = new StatusWriter(session, log, resolve, async () => {}, 60_000)
     t.teardown(() => writer.close())
-    void claimOne().then(async (item) => {
-      writer.add({ item, provider: 'mock', decision: { status: 'sent', counted: 1, delayMs: 0, providerMessageId: 'SM-linger', lastError: null } })
-      // Nothing to wait for but time: the outcome must still be unwritten.
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      t.equal(stored.length, 0, 'not written while it lingers')
-      const row = (await fx.rows([item.id])).get(item.id)!
-      t.equal(row.status, 'sending', 'the message is still claimed')
-      writer.flush()
-    })
   })
-  await written
-  t.equal(stored.length, 1, 'written once flush() was called, long before its 60 s were up')
-  const row = (await fx.rows([stored[0]!.item.id])).get(stored[0]!.item.id)!
-  t.equal(row.status, 'sent')
+  writer.add({ item, provider: 'mock', decision: sentDecision })
+  await turns(5)
+  t.same(asked, [], 'no write asked for while it lingers (one would have been by now without lingering)')
+  t.equal(writer.size, 1, 'the outcome waits in the writer')
+  t.equal((await fx.rows([item.id])).get(item.id)!.status, 'sending', 'the message is still claimed')
+  writer.flush()
+  const entries = await stored
+  t.equal(entries.length, 1, 'written once flush() was called, long before its 60 s were up')
+  t.equal((await fx.rows([item.id])).get(item.id)!.status, 'sent')
 })
 
-t.test('a lane asks for a write when queued work waits for a slot held by an unstored outcome', async (t) => {
-  const config = fx.config.providers['mock']!
-  const held: number[] = []
-  const results: Claimed[] = []
-  const lane = new ProviderLane(config, [], 60_000, createProviderClient(config), {
-    onResult: (_lane, item) => { results.push(item) },
-    onRelease: () => {},
-    onHungry: () => {},
-    onSlotsHeld: (l) => { held.push(l.queued) }
-  })
-  const items = [await claimOne(), await claimOne()]
-  lane.enqueue(items)
-  while (results.length < 1) await new Promise((resolve) => setImmediate(resolve))
-  t.same(held.at(-1), 1, 'its one slot is held by the first outcome, the second message waits: asked')
-  const asked = held.length
-  lane.settled(results[0]!) // the first outcome is stored: the slot is free, the second is sent
-  while (results.length < 2) await new Promise((resolve) => setImmediate(resolve))
-  t.equal(held.length, asked, 'nothing queued behind the second: not asked again')
-  lane.stop()
-  lane.abandon()
-})
+// That a lane asks for this flush when queued work waits for a slot held by an unstored outcome is
+// a rule of the dispatch core: test/lane-core.test.ts.

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
-import type { DispatchData, FromDispatch, ToDispatch } from '../src/dispatch/dispatch-data.js'
+import type { DispatchData, FromDispatch, ToDispatch } from '../src/messages.js'
 import { dispatchFixture, startFakeProvider, type DispatchFixture } from './helpers/fake-provider.js'
 
 const fake = await startFakeProvider(t)

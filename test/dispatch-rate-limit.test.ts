@@ -1,4 +1,6 @@
-// A provider's rate limit holds at the provider: with perSecond 20 and burst 5, no 1-second window sees more than 25 requests, and every message arrives exactly once.
+// A provider's rate limit holds at the provider, through real HTTP: with perSecond 20 and burst 5, no 1-second window
+// of arrivals sees more than 25 requests (jitter on the way can only spread them), and every message arrives exactly
+// once. That the limit is used, not undershot, is pinned on a fake clock in test/lane-core.test.ts.
 import t from 'tap'
 import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
 
@@ -13,8 +15,9 @@ const fx = await dispatchFixture(t, {
   }
 })
 
-t.test('200 messages at 20/s with a burst of 5', async (t) => {
-  const ids = await fx.insert('sms', 200)
+t.test('60 messages at 20/s with a burst of 5', async (t) => {
+  const count = 60
+  const ids = await fx.insert('sms', count)
   const dispatcher = await fx.startDispatcher()
   dispatcher.wake()
   const rows = await fx.waitForStatus(ids, 'sent', 30_000)
@@ -22,13 +25,13 @@ t.test('200 messages at 20/s with a burst of 5', async (t) => {
   const arrivals = fake.requests.map((r) => r.at).sort((a, b) => a - b)
   const busiest = busiestWindow(arrivals)
   t.ok(busiest <= 25, `the busiest 1-second window held ${busiest} requests (at most burst + perSecond = 25)`)
-  t.ok(busiest >= 20, 'and the limit was used, not undershot')
+  // A lower bound on purpose: however loaded the machine, the bucket cannot let them through faster.
   const span = arrivals.at(-1)! - arrivals[0]!
-  t.ok(span >= 9500, `200 sends took ${span} ms (≥ (200 - 5) / 20 s)`)
+  t.ok(span >= (count - 5) / 20 * 1000 - 250, `${count} sends took ${span} ms (at least (${count} - 5) / 20 s)`)
 
-  t.equal(fake.requests.length, 200, 'exactly 200 requests')
+  t.equal(fake.requests.length, count, `exactly ${count} requests`)
   const recipients = new Set(fake.requests.map((r) => r.to))
-  t.equal(recipients.size, 200, 'each message once')
+  t.equal(recipients.size, count, 'each message once')
   t.same(new Set([...rows.values()].map((r) => r.attempts)), new Set([1]))
-  t.equal(new Set([...rows.values()].map((r) => r.providerMessageId)).size, 200, 'each with its own provider id')
+  t.equal(new Set([...rows.values()].map((r) => r.providerMessageId)).size, count, 'each with its own provider id')
 })

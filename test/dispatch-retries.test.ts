@@ -1,8 +1,11 @@
-// Failed sends are retried with backoff (Retry-After wins), permanent failures and exhausted retries end in 'failed' with the reason, and redispatch replays them.
+// Failed sends are retried with backoff (Retry-After wins), permanent failures and exhausted retries end in 'failed'
+// with the reason, and redispatch replays them: the wiring, through real HTTP and PostgreSQL. The delays' arithmetic is
+// pinned on a fake clock in test/lane-core.test.ts; the Retry-After checks here are lower bounds, which load cannot break.
 import t from 'tap'
 import pg from 'pg'
 import { redispatch } from '../src/dispatch/redispatch.js'
 import { dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
+import { until } from './helpers/wait.js'
 
 const fake = await startFakeProvider(t)
 const fx = await dispatchFixture(t, {
@@ -46,8 +49,7 @@ t.test('a 429 slows the whole provider down: nothing else goes to it until Retry
   const to = '+12125550012'
   fake.scriptFor(to, { status: 429, headers: { 'retry-after': '1' } })
   const [id] = await fx.insert('sms', 1, { to })
-  const until = Date.now() + 5000
-  while ((await fx.rows([id!])).get(id!)!.lastError === null && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10))
+  await until('the 429 to be stored', 10_000, async () => (await fx.rows([id!])).get(id!)!.lastError ?? undefined)
   t.match((await fx.rows([id!])).get(id!)!.lastError, /^HTTP 429 Too Many Requests/, 'the 429 is stored before the others are inserted')
   const others = await fx.insert('sms', 3, { to: (i) => `+1212555002${i}` })
   await fx.waitForStatus([id!, ...others], 'sent')

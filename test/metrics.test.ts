@@ -93,7 +93,8 @@ t.test('a scrape during load answers without waiting on the pipeline', async (t)
   const elapsed = Date.now() - started
   t.equal(answer.status, 200)
   t.match(answer.headers['content-type'], /text\/plain/)
-  t.ok(elapsed < 1000, `answered in ${elapsed} ms`)
+  // Measured on purpose, with a wide margin: a scrape queued behind the pipeline would wait for the 200 commits.
+  t.ok(elapsed < 5000, `answered in ${elapsed} ms`)
   await load
 })
 

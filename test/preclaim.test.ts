@@ -3,7 +3,7 @@
 // They must reach the provider exactly as claimed ones do, exactly once, within the credit granted,
 // and a stop must leave none of them claimed.
 import t from 'tap'
-import { creditSlotOf, PreclaimCredit } from '../src/preclaim-credit.js'
+import { creditSlotOf, CreditLedger } from '../src/preclaim-credit.js'
 import { Preclaimer } from '../src/store/preclaim-batch.js'
 import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
 import { metric, smsPayload, startTestHermes, type TestHermes } from './helpers/hermes.js'
@@ -33,7 +33,7 @@ function webhooks (count: number, prefix: string): Webhook[] {
 }
 
 t.test('a transaction claims no more than the credit granted, per provider, and says how much it took', async (t) => {
-  const credit = PreclaimCredit.create(2)
+  const credit = CreditLedger.create(2)
   const preclaimer = new Preclaimer({ credit: credit.buffer, channels: { sms: { slot: 0, leaseMs: 60_000 }, mms: { slot: 0, leaseMs: 60_000 }, email: { slot: 1, leaseMs: 90_000 } } })
   credit.grant(0, 3)
   const batch = preclaimer.batch(10)!
@@ -61,7 +61,7 @@ t.test('credit is granted while nothing older is due, taken back when a claim co
     channels: { sms: { provider: 'twilio' } },
     providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', rateLimit: { perSecond, burst: 5 } } }
   })
-  const credit = PreclaimCredit.create(1)
+  const credit = CreditLedger.create(1)
   const dispatcher = await fx.startDispatcher({ preclaimCredit: credit.buffer, pollMs: 60_000 })
   // Its first claim finds nothing due: the writer may pre-claim about a second of sends.
   const granted = await until('credit for the writer', 5000, async () => credit.available(0) > 0 ? credit.available(0) : undefined)

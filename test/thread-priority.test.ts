@@ -10,7 +10,7 @@ import { startTestHermes } from './helpers/hermes.js'
 import { testDatabase } from './helpers/database.js'
 import { dispatchFixture } from './helpers/fake-provider.js'
 import { lowerBackendPriority } from '../src/thread-priority.js'
-import type { DispatchData, FromDispatch } from '../src/dispatch/dispatch-data.js'
+import type { DispatchData, FromDispatch } from '../src/messages.js'
 
 const linux = process.platform === 'linux'
 

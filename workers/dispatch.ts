@@ -4,7 +4,7 @@
  * so that provider latency never touches the HTTP or writer threads.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import type { DispatchData, FromDispatch, ToDispatch } from '../src/dispatch/dispatch-data.js'
+import type { DispatchData, FromDispatch, ToDispatch } from '../src/messages.js'
 import { createDispatcher } from '../src/dispatch/dispatcher.js'
 import { createLogger } from '../src/log.js'
 import { openMetrics } from '../src/metrics/thread-metrics.js'
@@ -24,6 +24,14 @@ const dispatcher = createDispatcher(data, log, metrics)
 port.on('message', (message: ToDispatch) => {
   if (message.type === 'wake') dispatcher.wake()
   else if (message.type === 'preclaimed') dispatcher.preclaimed(message)
+  else if (message.type === 'limits') {
+    try {
+      dispatcher.updateProviderLimits(message.provider, message.limits)
+      post({ type: 'limits', provider: message.provider, ok: true })
+    } catch (error) {
+      post({ type: 'limits', provider: message.provider, ok: false, code: (error as { code?: string }).code ?? 'HERMES_ERR_PROVIDER_LIMITS', message: errorMessage(error) })
+    }
+  }
   else if (message.type === 'stop') {
     dispatcher.stop().then(
       () => { post({ type: 'stopped' }); port.close() },

@@ -2,7 +2,6 @@ import type { Logger } from '../log.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import type pg from 'pg'
 import { openSession, sessionProfiles } from '../store/session.js'
-import type { ProviderLane } from './provider-lane.js'
 
 /**
  * Per-provider backlog, oldest pending age and dead letters, read from
@@ -38,7 +37,7 @@ export function nextGaugeReadAt (startedAt: number, finishedAt: number): number 
   return finishedAt + kRestPerQueryTime * (finishedAt - startedAt)
 }
 
-export function reportDispatchGauges (metrics: SharedMetrics, databaseUrl: string, lanes: readonly ProviderLane[], log: Logger, intervalMs = 2000): () => void {
+export function reportDispatchGauges (metrics: SharedMetrics, databaseUrl: string, lanes: ReadonlyArray<{ readonly name: string, readonly sending: number }>, log: Logger, intervalMs = 2000): () => void {
   const providers = new Set(lanes.map((l) => l.name))
   let running = false
   let client: pg.Client | null = null

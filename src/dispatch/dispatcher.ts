@@ -1,7 +1,11 @@
 /**
- * The dispatch stage: claims due messages from PostgreSQL per provider,
- * sends them through that provider's lane (bucket, cap, client) and writes
- * outcomes back in batches. It runs in its own thread (workers/dispatch.ts)
+ * The dispatch stage's shell: claims due messages from PostgreSQL per
+ * provider, sends them through that provider's client and writes outcomes
+ * back in batches. What to do when is decided by each provider's LaneCore
+ * (src/dispatch/lane-core.ts, a pure state machine: bucket, cap, claim
+ * sizing, pre-claim credit, retries' timing); this file only does the I/O
+ * those decisions ask for, with the real clock and timers, and counts
+ * metrics. It runs in its own thread (workers/dispatch.ts)
  * with two database connections: one for claims and one for write-backs,
  * so that a batch of outcomes never waits behind a claim (or the reverse).
  * A send holds its provider's concurrency slot until its outcome is stored,
@@ -16,20 +20,21 @@
  * crashed instance comes due again when it runs out.
  */
 import type { ChannelConfig, ChannelType, ProviderConfig } from '../config.js'
+import { HermesError } from '../errors.js'
 import { createLogger, type Logger } from '../log.js'
+import type { DispatchData, Preclaimed, PreclaimedRow, ProviderLimits } from '../messages.js'
+import type { SharedMetrics } from '../metrics/shared-metrics.js'
+import { creditSlotOf, CreditLedger } from '../preclaim-credit.js'
 import { claimedFromRow, type Claimed } from './claimed.js'
 import { DbSession, openClaimSession } from './db-session.js'
 import { sessionProfiles } from '../store/session.js'
-import type { DispatchData } from './dispatch-data.js'
-import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
-import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { reportDispatchGauges } from './dispatch-gauges.js'
-import { decide } from './outcome.js'
-import { laneLeaseMs, ProviderLane } from './provider-lane.js'
-import { creditSlotOf, PreclaimCredit } from '../preclaim-credit.js'
-import type { Preclaimed } from '../messages.js'
-import { createProviderClient, type SendResult } from './providers/index.js'
+import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
+import { LaneCore, laneLeaseMs, type LaneDecision, type LaneEvent } from './lane-core.js'
+import { failureFromError } from './providers/classify.js'
+import { createProviderClient, type ProviderClient } from './providers/index.js'
 import { StatusWriter, type Entry } from './status-writer.js'
+import { checkBucketLimits } from './token-bucket.js'
 
 export interface DispatcherOptions {
   readonly databaseUrl: string
@@ -61,25 +66,66 @@ const kMaxClaimRetryMs = 2000
 
 export interface LaneStats { queued: number; sending: number; sent: number; retried: number; failed: number; rateLimited: number }
 
+/** updateProviderLimits was given limits a lane cannot run with. */
+export class ProviderLimitsError extends HermesError {
+  constructor (provider: string, reason: string) {
+    super('HERMES_ERR_PROVIDER_LIMITS', `provider ${JSON.stringify(provider)}: ${reason}`, 400)
+    this.name = 'ProviderLimitsError'
+  }
+}
+
+/** updateProviderLimits named a provider the configuration does not have. */
+export class UnknownProviderLimitsError extends HermesError {
+  constructor (provider: string) {
+    super('HERMES_ERR_UNKNOWN_PROVIDER', `no provider named ${JSON.stringify(provider)} is configured`, 400)
+    this.name = 'UnknownProviderLimitsError'
+  }
+}
+
+/** Throws a ProviderLimitsError naming the first limit a lane cannot run with. */
+export function checkProviderLimits (provider: string, limits: ProviderLimits): void {
+  try {
+    checkBucketLimits(limits?.rateLimit?.perSecond, limits?.rateLimit?.burst)
+  } catch (error) {
+    throw new ProviderLimitsError(provider, `rateLimit.${(error as Error).message}`)
+  }
+  if (!(Number.isInteger(limits.concurrency) && limits.concurrency > 0)) throw new ProviderLimitsError(provider, 'concurrency must be a positive integer')
+}
+
+/** One provider: its core and the I/O around it. */
+interface Lane {
+  readonly name: string
+  readonly kind: string
+  readonly core: LaneCore
+  readonly client: ProviderClient
+  readonly channelIds: readonly number[]
+  readonly leaseMs: number
+  readonly stats: LaneStats
+  tickTimer: NodeJS.Timeout | null
+  dueTimer: NodeJS.Timeout | null
+}
+
+const now = (): number => performance.now()
+
 export class Dispatcher {
   private readonly log: Logger
   private readonly claimSession: DbSession
   private readonly writeSession: DbSession
   private readonly writer: StatusWriter
   private readonly tuning: { pollMs: number; leaseMs: number; stopTimeoutMs: number }
-  private lanes: ProviderLane[] = []
+  private lanes: Lane[] = []
   private channelById = new Map<number, { name: string; type: ChannelType }>()
-  private readonly laneByChannel = new Map<number, ProviderLane>()
-  private readonly laneBySlot = new Map<number, ProviderLane>()
-  private readonly credit: PreclaimCredit | null
-  private readonly stats = new Map<string, LaneStats>()
+  private readonly laneByChannel = new Map<number, Lane>()
+  private readonly laneByName = new Map<string, Lane>()
+  private readonly credit: CreditLedger | null
+  /** Limits changed before the lanes exist (start() not done): applied when they are made. */
+  private readonly limits = new Map<string, ProviderLimits>()
   private readonly held = new Map<string, Claimed>() // by message id: claimed, not yet stored
   private claiming: Promise<void> | null = null
   private claimAgain = false
   private claimRetryMs = kMinClaimRetryMs
   private pollTimer: NodeJS.Timeout | null = null
   private stopGauges: () => void = () => {}
-  private readonly dueTimers = new Map<ProviderLane, { timer: NodeJS.Timeout; at: number }>()
   private started: Promise<void> | null = null
   private stopping: Promise<void> | null = null
 
@@ -93,7 +139,7 @@ export class Dispatcher {
     for (const [name, value] of Object.entries(this.tuning)) {
       if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer`)
     }
-    this.credit = options.preclaimCredit === undefined ? null : new PreclaimCredit(options.preclaimCredit)
+    this.credit = options.preclaimCredit === undefined ? null : new CreditLedger(options.preclaimCredit)
     this.claimSession = openClaimSession(options.databaseUrl, this.log, options.backendNice)
     this.writeSession = new DbSession(options.databaseUrl, this.log, sessionProfiles.dispatchWrite, options.backendNice)
     this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming }, kOutcomeLingerMs)
@@ -110,15 +156,12 @@ export class Dispatcher {
    * messages it inserted claimed for us join their lanes like claimed ones.
    */
   preclaimed (report: Preclaimed): void {
-    for (const [slot, count] of report.taken) {
-      const lane = this.laneBySlot.get(slot)
-      if (lane !== undefined) lane.granted -= count
-    }
+    this.credit?.settle(report)
     if (report.rows !== null) {
-      const claimedAt = performance.now() - Math.max(0, Date.now() - report.startedAtMs)
-      const byLane = new Map<ProviderLane, ClaimedRow[]>()
+      const claimedAt = now() - Math.max(0, Date.now() - report.startedAtMs)
+      const byLane = new Map<Lane, ClaimedRow[]>()
       for (const row of JSON.parse(report.rows) as PreclaimedRow[]) {
-        const lane = this.laneByChannel.get(row[1])
+        const lane = this.laneByChannel.get(row.channel_id)
         if (lane === undefined) continue // not granted by us; its lease runs out and it is claimed then
         const rows = byLane.get(lane) ?? []
         rows.push(claimedRowFrom(row))
@@ -126,19 +169,43 @@ export class Dispatcher {
       }
       for (const [lane, rows] of byLane) {
         this.options.metrics?.inc('hermes_dispatch_preclaimed_total', [lane.name], rows.length)
-        const items = this.adopt(rows, claimedAt)
-        if (this.stopping !== null) for (const item of items) this.writer.add({ item, decision: null, provider: lane.name })
-        else lane.enqueue(items)
+        this.handle(lane, { type: 'preclaimed', items: this.adopt(rows, claimedAt) })
       }
     }
-    if (this.stopping === null && this.lanes.some((lane) => lane.hungry())) this.requestClaims()
+    if (this.stopping === null && this.lanes.some((lane) => lane.core.hungry())) this.requestClaims()
   }
 
   /** New work was committed: claim now instead of at the next poll. */
   wake (): void {
     if (this.stopping !== null || this.lanes.length === 0) return
-    for (const lane of this.lanes) lane.undrain()
+    for (const lane of this.lanes) this.handle(lane, { type: 'wake' })
     this.requestClaims()
+  }
+
+  /**
+   * New limits for a provider, from now on, without a restart: tokens
+   * already spent stay spent, and sends in flight over a lowered cap finish
+   * (none starts until the lane is below it). Throws a HermesError
+   * (HERMES_ERR_UNKNOWN_PROVIDER, HERMES_ERR_PROVIDER_LIMITS) and changes
+   * nothing if the provider is not configured or the limits are invalid.
+   */
+  updateProviderLimits (name: string, limits: ProviderLimits): void {
+    if (!this.options.providers.some((p) => p.name === name)) throw new UnknownProviderLimitsError(name)
+    checkProviderLimits(name, limits)
+    const copy: ProviderLimits = { rateLimit: { perSecond: limits.rateLimit.perSecond, burst: limits.rateLimit.burst }, concurrency: limits.concurrency }
+    this.limits.set(name, copy)
+    const lane = this.laneByName.get(name)
+    if (lane !== undefined) this.applyLimits(lane, copy)
+    this.log.info({ provider: name, ...copy }, 'dispatch: provider limits changed')
+  }
+
+  /** The limits a provider runs with now (undefined: not configured). */
+  providerLimits (name: string): ProviderLimits | undefined {
+    const lane = this.laneByName.get(name)
+    if (lane !== undefined) return lane.core.limits
+    const provider = this.options.providers.find((p) => p.name === name)
+    if (provider === undefined) return undefined
+    return this.limits.get(name) ?? { rateLimit: provider.rateLimit, concurrency: provider.concurrency }
   }
 
   /**
@@ -153,7 +220,7 @@ export class Dispatcher {
   /** Counts per provider since start (for metrics and logs). */
   snapshot (): Record<string, LaneStats> {
     const out: Record<string, LaneStats> = {}
-    for (const lane of this.lanes) out[lane.name] = { ...this.stats.get(lane.name)!, queued: lane.queued, sending: lane.sending }
+    for (const lane of this.lanes) out[lane.name] = { ...lane.stats, queued: lane.core.queued, sending: lane.core.sending }
     return out
   }
 
@@ -169,27 +236,39 @@ export class Dispatcher {
     for (const provider of providers) {
       const channelIds = channels.filter((c) => c.provider === provider.name && idOf.has(c.name)).map((c) => idOf.get(c.name)!)
       if (channelIds.length === 0) continue
-      // A lane stops starting sends well before the lease ends (see ProviderLane), which needs room for a whole request.
+      // A lane stops starting sends well before the lease ends (see LaneCore.staleAfterMs), which needs room for a whole request.
       const leaseMs = laneLeaseMs(provider, this.tuning.leaseMs)
       const slot = creditSlotOf(providers, provider.name)
-      const lane = new ProviderLane(provider, channelIds, leaseMs, createProviderClient(provider), {
-        onResult: (l, item, result) => this.onResult(l, item, result),
-        onRateLimitWait: (l, ms) => this.options.metrics?.inc('hermes_dispatch_rate_limit_wait_seconds_total', [l.name], ms / 1000),
-        onRelease: (l, item) => this.writer.add({ item, decision: null, provider: l.name }),
-        onHungry: () => this.requestClaims(),
-        onSlotsHeld: () => this.writer.flush()
-      }, this.credit === null ? null : slot)
+      const core = new LaneCore({
+        provider,
+        leaseMs,
+        pollMs: this.tuning.pollMs,
+        now,
+        ...(this.credit === null ? {} : { credit: { ledger: this.credit, slot } })
+      })
+      const lane: Lane = {
+        name: provider.name,
+        kind: provider.kind,
+        core,
+        client: createProviderClient(provider),
+        channelIds,
+        leaseMs,
+        stats: { queued: 0, sending: 0, sent: 0, retried: 0, failed: 0, rateLimited: 0 },
+        tickTimer: null,
+        dueTimer: null
+      }
       this.lanes.push(lane)
-      this.laneBySlot.set(slot, lane)
+      this.laneByName.set(lane.name, lane)
       for (const id of channelIds) this.laneByChannel.set(id, lane)
-      this.stats.set(provider.name, { queued: 0, sending: 0, sent: 0, retried: 0, failed: 0, rateLimited: 0 })
+      const limits = this.limits.get(lane.name)
+      if (limits !== undefined) this.applyLimits(lane, limits)
     }
     for (const channel of channels) {
       if (!providers.some((p) => p.name === channel.provider)) this.log.warn({ channel: channel.name, provider: channel.provider }, 'dispatch: channel has no configured provider')
     }
-    this.log.info({ providers: this.lanes.map((l) => ({ name: l.name, kind: l.config.kind, channels: l.channelIds.length, leaseMs: l.leaseMs })) }, 'dispatch started')
+    this.log.info({ providers: this.lanes.map((l) => ({ name: l.name, kind: l.kind, channels: l.channelIds.length, leaseMs: l.leaseMs })) }, 'dispatch started')
     this.schedulePoll()
-    if (this.options.metrics !== undefined) this.stopGauges = reportDispatchGauges(this.options.metrics, this.options.databaseUrl, this.lanes, this.log)
+    if (this.options.metrics !== undefined) this.stopGauges = reportDispatchGauges(this.options.metrics, this.options.databaseUrl, this.lanes.map((l) => ({ name: l.name, get sending () { return l.core.sending } })), this.log)
     this.wake()
   }
 
@@ -197,20 +276,16 @@ export class Dispatcher {
     await this.started?.catch(() => {})
     if (this.pollTimer !== null) clearTimeout(this.pollTimer)
     this.stopGauges()
-    for (const { timer } of this.dueTimers.values()) clearTimeout(timer)
-    this.dueTimers.clear()
     await this.claiming
     const deadline = Date.now() + this.tuning.stopTimeoutMs
-    for (const lane of this.lanes) {
-      this.revoke(lane)
-      for (const item of lane.stop()) this.writer.add({ item, decision: null, provider: lane.name })
-    }
+    for (const lane of this.lanes) this.handle(lane, { type: 'stop' })
     // Pre-claims the writer took credit for before the revoke are given back as their reports arrive.
-    while (this.lanes.some((l) => l.sending > 0 || l.granted > 0) && Date.now() < deadline) await sleep(10)
+    while (this.lanes.some((l) => l.core.busy) && Date.now() < deadline) await sleep(10)
     for (const lane of this.lanes) {
-      const abandoned = lane.abandon()
-      if (abandoned.length > 0) this.log.warn({ provider: lane.name, messages: abandoned.length }, 'dispatch: sends still in flight at stop; their claims are given back and they may be sent again')
-      for (const item of abandoned) this.writer.add({ item, decision: null, provider: lane.name })
+      const abandoned = lane.core.sending
+      if (abandoned > 0) this.log.warn({ provider: lane.name, messages: abandoned }, 'dispatch: sends still in flight at stop; their claims are given back and they may be sent again')
+      this.handle(lane, { type: 'abandon' })
+      lane.client.close()
     }
     // Outcomes get their own grace period: a send that finished is worth storing.
     const stored = await this.writer.drain(Math.max(deadline, Date.now() + 2000))
@@ -220,17 +295,69 @@ export class Dispatcher {
     this.log.info({ stats: this.snapshot() }, 'dispatch stopped')
   }
 
-  private onResult (lane: ProviderLane, item: Claimed, result: SendResult): void {
-    const decision = decide(result, item.attempts, lane.config.retry)
-    const stats = this.stats.get(lane.name)!
+  private applyLimits (lane: Lane, limits: ProviderLimits): void {
+    // The pool first: sends the core starts at once need its connections.
+    if (limits.concurrency !== lane.core.limits.concurrency) lane.client.resize?.(limits.concurrency)
+    this.handle(lane, { type: 'limits', limits })
+  }
+
+  /** Feeds an event to a lane's core and carries out what it decides. */
+  private handle (lane: Lane, event: LaneEvent): void {
+    this.apply(lane, lane.core.handle(event))
+  }
+
+  private apply (lane: Lane, decisions: readonly LaneDecision[]): void {
+    for (const d of decisions) {
+      switch (d.type) {
+        case 'send': this.send(lane, d.item); break
+        case 'release': this.writer.add({ item: d.item, decision: null, provider: lane.name }); break
+        case 'store': this.store(lane, d); break
+        case 'claim': this.requestClaims(); break
+        case 'flush': this.writer.flush(); break
+        case 'grant': break // already in the ledger
+        case 'sleepUntil': {
+          if (lane.tickTimer !== null) clearTimeout(lane.tickTimer)
+          lane.tickTimer = setTimeout(() => { lane.tickTimer = null; this.handle(lane, { type: 'tick' }) }, Math.max(0, Math.ceil(d.at - now())))
+          break
+        }
+        case 'claimAt': {
+          if (this.stopping !== null) break
+          if (lane.dueTimer !== null) clearTimeout(lane.dueTimer)
+          lane.dueTimer = setTimeout(() => {
+            lane.dueTimer = null
+            if (this.stopping === null) this.handle(lane, { type: 'due' })
+          }, Math.max(0, Math.ceil(d.at - now())))
+          break
+        }
+        case 'rateLimitWait': this.options.metrics?.inc('hermes_dispatch_rate_limit_wait_seconds_total', [lane.name], d.ms / 1000); break
+      }
+    }
+    if (lane.core.mode === 'stopping' || lane.core.mode === 'stopped') this.clearTimers(lane)
+  }
+
+  private clearTimers (lane: Lane): void {
+    if (lane.tickTimer !== null) clearTimeout(lane.tickTimer)
+    if (lane.dueTimer !== null) clearTimeout(lane.dueTimer)
+    lane.tickTimer = null
+    lane.dueTimer = null
+  }
+
+  private send (lane: Lane, item: Claimed): void {
+    lane.client.send(item).catch(failureFromError).then((result) => {
+      if (!item.abandoned) this.handle(lane, { type: 'sent', item, result })
+    })
+  }
+
+  private store (lane: Lane, { item, decision, rateLimited }: Extract<LaneDecision, { type: 'store' }>): void {
+    const stats = lane.stats
     if (decision.status === 'sent') stats.sent++
     else if (decision.status === 'failed') stats.failed++
     else stats.retried++
-    if (!result.ok && result.rateLimited === true) stats.rateLimited++
+    if (rateLimited) stats.rateLimited++
     const metrics = this.options.metrics
     if (metrics !== undefined) {
       metrics.inc('hermes_dispatch_sends_total', [lane.name, decision.status === 'pending' ? 'retry' : decision.status])
-      if (!result.ok && result.rateLimited === true) metrics.inc('hermes_dispatch_rate_limited_total', [lane.name])
+      if (rateLimited) metrics.inc('hermes_dispatch_rate_limited_total', [lane.name])
       if (decision.status === 'sent') metrics.observe('hermes_dispatch_end_to_end_seconds', [], (Date.now() - item.receivedAtMs) / 1000)
     }
     if (decision.status === 'failed') {
@@ -245,10 +372,8 @@ export class Dispatcher {
   private stored (entries: readonly Entry[]): void {
     for (const { item, decision, provider } of entries) {
       if (this.held.get(item.id) === item) this.held.delete(item.id)
-      const lane = this.lanes.find((l) => l.name === provider)
-      if (lane === undefined) continue
-      if (decision !== null) lane.settled(item)
-      if (decision?.status === 'pending') this.scheduleDue(lane, decision.delayMs)
+      const lane = this.laneByName.get(provider)
+      if (lane !== undefined && decision !== null) this.handle(lane, { type: 'stored', item, decision })
     }
   }
 
@@ -264,34 +389,24 @@ export class Dispatcher {
       this.claimAgain = false
       for (const lane of this.lanes) {
         if (this.stopping !== null) return
-        if (lane.drained) { this.grant(lane); continue }
-        // Only a lane missing at least half its target claims. Wakes come with every commit of the
-        // writer; claiming whatever the lane lacks at each one made a rate-limited lane (10/s, a
-        // queue topped up one send at a time) run a 1-2 row claim per commit: its session was
+        // Only a lane missing at least half its target claims (LaneCore.hungry). Wakes come with every
+        // commit of the writer; claiming whatever the lane lacks at each one made a rate-limited lane
+        // (10/s, a queue topped up one send at a time) run a 1-2 row claim per commit: its session was
         // busy in 47% of samples, for 10 messages a second.
-        if (!lane.hungry()) continue
-        const want = lane.wanted()
-        const wakes = lane.wakeCount
+        const plan = lane.core.planClaim()
+        if (plan?.type !== 'claim') continue
         let rows: ClaimedRow[]
         try {
-          rows = (await this.claimSession.query<ClaimedRow>(claimSql, [lane.channelIds, want, lane.leaseMs], 'hermes_claim')).rows
+          rows = (await this.claimSession.query<ClaimedRow>(claimSql, [lane.channelIds, plan.n, lane.leaseMs], 'hermes_claim')).rows
           this.claimRetryMs = kMinClaimRetryMs
         } catch (error) {
           this.log.debug({ err: (error as Error).message }, 'dispatch: claim failed')
           this.retryClaimsLater()
           return
         }
-        lane.claimed(want, rows.length, wakes)
         this.options.metrics?.inc('hermes_dispatch_claims_total', [lane.name])
         this.options.metrics?.inc('hermes_dispatch_claimed_total', [lane.name], rows.length)
-        // A full claim means older work is waiting in the database: new messages stop jumping it
-        // (the writer's credit is taken back) until a claim comes back short.
-        if (rows.length === want) this.revoke(lane)
-        else if (lane.drained) this.grant(lane)
-        const items = this.adopt(rows, performance.now())
-        // stop() began while this claim ran: hand the rows straight back.
-        if (this.stopping !== null) for (const item of items) this.writer.add({ item, decision: null, provider: lane.name })
-        else if (items.length > 0) lane.enqueue(items)
+        this.handle(lane, { type: 'claimed', got: rows.length, items: this.adopt(rows, now()) })
       }
     } while (this.claimAgain && this.stopping === null)
   }
@@ -309,25 +424,10 @@ export class Dispatcher {
     return fresh
   }
 
-  /** Nothing older is due for this lane: the writer may pre-claim what it can start soon. */
-  private grant (lane: ProviderLane): void {
-    if (this.credit === null || lane.preclaimSlot === null || this.stopping !== null) return
-    const count = lane.grantable()
-    if (count <= 0) return
-    this.credit.grant(lane.preclaimSlot, count)
-    lane.granted += count
-  }
-
-  /** Takes back the credit the writer has not taken yet. */
-  private revoke (lane: ProviderLane): void {
-    if (this.credit === null || lane.preclaimSlot === null) return
-    lane.granted -= this.credit.revoke(lane.preclaimSlot)
-  }
-
   private retryClaimsLater (): void {
     const ms = this.claimRetryMs
     this.claimRetryMs = Math.min(this.claimRetryMs * 2, kMaxClaimRetryMs)
-    this.dueAll(ms)
+    for (const lane of this.lanes) this.handle(lane, { type: 'dueIn', ms })
   }
 
   private schedulePoll (): void {
@@ -338,26 +438,6 @@ export class Dispatcher {
       this.schedulePoll()
     }, this.tuning.pollMs)
     this.pollTimer.unref?.()
-  }
-
-  private dueAll (ms: number): void {
-    for (const lane of this.lanes) this.scheduleDue(lane, ms)
-  }
-
-  /** Claims for `lane` once `ms` have passed (a retry's delay), unless the poll comes first. */
-  private scheduleDue (lane: ProviderLane, ms: number): void {
-    if (this.stopping !== null || ms >= this.tuning.pollMs) return
-    // The row's next_attempt_at is the database's now() at write time + ms; a little slack keeps the claim from arriving early.
-    const at = performance.now() + ms + 2
-    const current = this.dueTimers.get(lane)
-    if (current !== undefined && current.at <= at) return
-    if (current !== undefined) clearTimeout(current.timer)
-    const timer = setTimeout(() => {
-      this.dueTimers.delete(lane)
-      lane.undrain()
-      this.requestClaims()
-    }, Math.ceil(at - performance.now()))
-    this.dueTimers.set(lane, { timer, at })
   }
 }
 
@@ -377,23 +457,20 @@ export function createDispatcher (data: DispatchData, log: Logger = createLogger
   })
 }
 
-/** A pre-claimed message as the writer's merge returns it (src/store/merge-sql.ts, insertMessages). */
-type PreclaimedRow = [id: string, channelId: number, externalId: string, sender: string, recipient: string, body: string,
-  sentAt: string | null, receivedAt: string, attachments: string[], lease: string]
-
-function claimedRowFrom ([id, channelId, externalId, sender, recipient, body, sentAt, receivedAt, attachments, lease]: PreclaimedRow): ClaimedRow {
+/** A pre-claimed message (src/messages.ts, PreclaimedRow) as the row a claim returns: no attempts yet. */
+function claimedRowFrom (row: PreclaimedRow): ClaimedRow {
   return {
-    id,
-    channel_id: channelId,
-    external_id: externalId,
-    sender,
-    recipient,
-    body,
-    sent_at: sentAt === null ? null : new Date(sentAt),
-    received_at: new Date(receivedAt),
+    id: row.id,
+    channel_id: row.channel_id,
+    external_id: row.external_id,
+    sender: row.sender,
+    recipient: row.recipient,
+    body: row.body,
+    sent_at: row.sent_at === null ? null : new Date(row.sent_at),
+    received_at: new Date(row.received_at),
     attempts: 0,
-    lease,
-    attachments
+    lease: row.lease,
+    attachments: row.attachments
   }
 }
 

@@ -6,7 +6,7 @@
  *   maxAttempts sends have failed, then 'failed' (the dead letter), reason kept;
  * - a provider's 429 is a retryable failure like a 5xx (issue #3: retries
  *   up to maxAttempts), with its Retry-After honoured; the provider's bucket
- *   also pauses (provider-lane.ts). Our own token bucket never fails a
+ *   also pauses (lane-core.ts). Our own token bucket never fails a
  *   message: it only makes sends wait.
  */
 import type { RetryPolicy } from '../config.js'

@@ -48,9 +48,19 @@ export class StartWindow {
     return Math.max(0, Math.ceil(oldest + this.spanMs - this.now()))
   }
 
+  /** Takes over the most recent starts another window recorded (its limits changed). */
+  carry (from: StartWindow): void {
+    const count = Math.min(from.count, this.limit)
+    for (let i = count; i >= 1; i--) this.push(from.starts[(from.next - i + from.limit) % from.limit]!)
+  }
+
   /** Records a send started now. */
   record (): void {
-    this.starts[this.next] = this.now()
+    this.push(this.now())
+  }
+
+  private push (at: number): void {
+    this.starts[this.next] = at
     this.next = (this.next + 1) % this.limit
     if (this.count < this.limit) this.count++
   }

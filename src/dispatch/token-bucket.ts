@@ -12,24 +12,49 @@ export type Clock = () => number
 
 const monotonic: Clock = () => performance.now()
 
+/** Throws a RangeError naming the first limit a bucket cannot run with. */
+export function checkBucketLimits (perSecond: number, burst: number): void {
+  if (!(Number.isFinite(perSecond) && perSecond > 0)) throw new RangeError('perSecond must be a positive number')
+  if (!(Number.isFinite(burst) && burst >= 1)) throw new RangeError('burst must be a number >= 1')
+}
+
 export class TokenBucket {
-  readonly perSecond: number
-  readonly burst: number
+  private rate: number
+  private size: number
   private tokens: number
   private last: number
   private pausedUntil = -Infinity
   private readonly now: Clock
-  private readonly window: StartWindow | null
+  private window: StartWindow | null
 
   constructor (perSecond: number, burst: number, now: Clock = monotonic) {
-    if (!(Number.isFinite(perSecond) && perSecond > 0)) throw new RangeError('perSecond must be a positive number')
-    if (!(Number.isFinite(burst) && burst >= 1)) throw new RangeError('burst must be a number >= 1')
-    this.perSecond = perSecond
-    this.burst = burst
+    checkBucketLimits(perSecond, burst)
+    this.rate = perSecond
+    this.size = burst
     this.now = now
     this.tokens = burst
     this.last = now()
     this.window = StartWindow.for(perSecond, burst, now)
+  }
+
+  get perSecond (): number { return this.rate }
+  get burst (): number { return this.size }
+
+  /**
+   * New limits from now on. Tokens already spent stay spent: what is left
+   * (refilled at the old rate up to now) is kept, cut to the new burst; a
+   * pause keeps its end; the start window keeps the starts it has seen, so
+   * raising the limits never releases more than the new bound allows.
+   */
+  setLimits (perSecond: number, burst: number): void {
+    checkBucketLimits(perSecond, burst)
+    this.refill(this.now())
+    this.rate = perSecond
+    this.size = burst
+    this.tokens = Math.min(this.tokens, burst)
+    const window = StartWindow.for(perSecond, burst, this.now)
+    if (window !== null && this.window !== null) window.carry(this.window)
+    this.window = window
   }
 
   /** Takes one token and returns 0, or takes nothing and returns how many ms until one is due. */
@@ -78,7 +103,7 @@ export class TokenBucket {
 
   private refill (t: number): void {
     if (t <= this.last) return
-    this.tokens = Math.min(this.burst, this.tokens + (t - this.last) * this.perSecond / 1000)
+    this.tokens = Math.min(this.size, this.tokens + (t - this.last) * this.rate / 1000)
     this.last = t
   }
 }

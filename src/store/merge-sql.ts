@@ -94,8 +94,9 @@ RETURNING s.from_address, s.to_address, s.from_id::text, s.to_id::text, s.conver
 
 /**
  * Inserts the batch's messages and attachments; returns one row of counts
- * and the pre-claimed messages as JSON text (the writer passes it on to the
- * dispatch thread unparsed). A duplicate is not inserted, so it is never
+ * and the pre-claimed messages as JSON text, an array of PreclaimedRow
+ * objects (src/messages.ts; the writer passes it on to the dispatch thread
+ * unparsed). A duplicate is not inserted, so it is never
  * claimed. The lease is counted from now(), the transaction's start, and a
  * pre-claimed message is next due at its end, as a claimed one is
  * (src/dispatch/dispatch-sql.ts).
@@ -132,8 +133,11 @@ SELECT (SELECT count(*) FROM inserted)::int AS inserted,
        (SELECT coalesce(json_object_agg(c.name, x.n), '{}')
           FROM (SELECT channel_id, count(*) AS n FROM inserted GROUP BY channel_id) x JOIN channel c ON c.id = x.channel_id
        ) AS by_channel,
-       (SELECT json_agg(json_build_array(i.id::text, i.channel_id, i.external_id, b.from_address, b.to_address, b.body,
-                                         b.sent_at, b.received_at, b.attachments, i.claimed_until::text))::text
+       -- one PreclaimedRow (src/messages.ts) per pre-claimed message, by name
+       (SELECT json_agg(json_build_object('id', i.id::text, 'channel_id', i.channel_id, 'external_id', i.external_id,
+                                          'sender', b.from_address, 'recipient', b.to_address, 'body', b.body,
+                                          'sent_at', b.sent_at, 'received_at', b.received_at,
+                                          'attachments', b.attachments, 'lease', i.claimed_until::text))::text
           FROM inserted i JOIN batch b ON b.channel_id = i.channel_id AND b.external_id = i.external_id
          WHERE i.claimed_until IS NOT NULL
        ) AS preclaimed`

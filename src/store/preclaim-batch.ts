@@ -1,4 +1,4 @@
-import { PreclaimCredit, type PreclaimChannel, type PreclaimData } from '../preclaim-credit.js'
+import { CreditLedger, type PreclaimChannel, type PreclaimData } from '../preclaim-credit.js'
 import type { Preclaimed } from '../messages.js'
 
 /**
@@ -15,7 +15,7 @@ export class PreclaimBatch {
   private readonly startedAtMs = Date.now()
 
   constructor (
-    private readonly credit: PreclaimCredit,
+    private readonly credit: CreditLedger,
     private readonly channels: ReadonlyMap<string, PreclaimChannel>,
     /** The most rows any provider could need in this transaction. */
     private readonly rows: number
@@ -38,19 +38,18 @@ export class PreclaimBatch {
 
   /** What to tell the dispatcher once the transaction is over (rows: the merge's JSON, null if none or rolled back); null if no credit was taken. */
   report (rows: string | null): Preclaimed | null {
-    if (![...this.taken.values()].some((n) => n > 0)) return null
-    return { type: 'preclaimed', taken: [...this.taken], rows, startedAtMs: this.startedAtMs }
+    return CreditLedger.report(this.taken, rows, this.startedAtMs)
   }
 }
 
 /** The writer's side of pre-claiming: a PreclaimBatch per transaction, none without set-up. */
 export class Preclaimer {
-  private readonly credit: PreclaimCredit
+  private readonly credit: CreditLedger
   private readonly channels: ReadonlyMap<string, PreclaimChannel>
   private readonly slots: readonly number[]
 
   constructor (data: PreclaimData) {
-    this.credit = new PreclaimCredit(data.credit)
+    this.credit = new CreditLedger(data.credit)
     this.channels = new Map(Object.entries(data.channels))
     this.slots = [...new Set([...this.channels.values()].map((c) => c.slot))]
   }

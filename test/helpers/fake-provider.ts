@@ -39,6 +39,8 @@ export interface Reply {
   readonly body?: string | object
   /** Answer after this long (the client may time out first). */
   readonly delayMs?: number
+  /** Answer only when the test calls releaseHeld() (the client may time out first): a provider that hangs for as long as the test needs. */
+  readonly hold?: boolean
   /** 'before-response': drop the connection without answering; 'mid-response': send the status line and half a body, then drop it. */
   readonly close?: 'before-response' | 'mid-response'
 }
@@ -65,6 +67,8 @@ export interface FakeProvider {
   stop (): Promise<void>
   /** Listen again on the same port. */
   start (): Promise<void>
+  /** Answers every request held by a `hold` reply, now. */
+  releaseHeld (): void
 }
 
 /** `record: false` keeps only a count (the bench sends hundreds of thousands of requests). */
@@ -81,6 +85,7 @@ export async function startFakeProvider (t: Teardown, options: { record?: boolea
   let port = 0
   let listening = false
   const timers = new Set<NodeJS.Timeout>()
+  const held = new Set<() => void>()
 
   const server = createServer((req, res) => {
     inFlight++
@@ -97,7 +102,9 @@ export async function startFakeProvider (t: Teardown, options: { record?: boolea
       if (record) requests.push(request)
       const reply = (request.to === undefined ? undefined : scriptedFor.get(request.to)?.shift()) ?? scripted.shift() ?? responder?.(request, index) ?? undefined
       const answer = (): void => { if (!res.destroyed) writeReply(res, request, reply ?? successOf(request)) }
-      if (reply?.delayMs !== undefined && reply.delayMs > 0) {
+      if (reply?.hold === true) {
+        held.add(answer)
+      } else if (reply?.delayMs !== undefined && reply.delayMs > 0) {
         const timer = setTimeout(() => { timers.delete(timer); answer() }, reply.delayMs)
         timers.add(timer)
       } else {
@@ -125,6 +132,7 @@ export async function startFakeProvider (t: Teardown, options: { record?: boolea
     listening = false
     for (const timer of timers) clearTimeout(timer)
     timers.clear()
+    held.clear()
     const closed = new Promise<void>((resolve) => server.close(() => resolve()))
     for (const socket of sockets) socket.destroy()
     await closed
@@ -144,7 +152,12 @@ export async function startFakeProvider (t: Teardown, options: { record?: boolea
     scriptFor: (to, ...replies) => { scriptedFor.set(to, [...(scriptedFor.get(to) ?? []), ...replies]) },
     requestsTo: (to) => requests.filter((r) => r.to === to),
     stop,
-    start: async () => { if (!listening) await listen() }
+    start: async () => { if (!listening) await listen() },
+    releaseHeld: () => {
+      const answers = [...held]
+      held.clear()
+      for (const answer of answers) answer()
+    }
   }
 }
 

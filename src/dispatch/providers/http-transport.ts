@@ -33,15 +33,37 @@ const kMaxReplyBytes = 1024 * 1024
 const kUserAgent = 'hermes-dispatch/0.1'
 
 export class HttpTransport {
-  private readonly pool: Pool
+  private pool: Pool
+  /** Pools replaced by resize(), finishing the requests they have. */
+  private readonly retiring = new Set<Pool>()
+  private readonly origin: string
   private readonly prefix: string // the base URL's path, prepended to every request path
   private closed = false
 
   constructor (baseUrl: string, concurrency: number, private readonly timeoutMs: number) {
     const base = new URL(baseUrl)
+    this.origin = base.origin
     this.prefix = base.pathname.replace(/\/+$/, '')
+    this.pool = this.open(concurrency)
+  }
+
+  /**
+   * The concurrency cap changed (Dispatcher.updateProviderLimits): new
+   * requests go to a pool of the new size; the old one finishes what it has
+   * in flight, then closes.
+   */
+  resize (concurrency: number): void {
+    if (this.closed) return
+    const old = this.pool
+    this.pool = this.open(concurrency)
+    this.retiring.add(old)
+    old.close().catch(() => {}).finally(() => this.retiring.delete(old))
+  }
+
+  private open (concurrency: number): Pool {
     // Our own deadline covers the whole exchange; undici's own timers only need to be no shorter.
-    this.pool = new Pool(base.origin, { connections: concurrency, pipelining: 1, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connectTimeout: timeoutMs })
+    const timeoutMs = this.timeoutMs
+    return new Pool(this.origin, { connections: concurrency, pipelining: 1, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connectTimeout: timeoutMs })
   }
 
   /**
@@ -105,6 +127,8 @@ export class HttpTransport {
   close (): void {
     this.closed = true
     this.pool.destroy().catch(() => {})
+    for (const pool of this.retiring) pool.destroy().catch(() => {})
+    this.retiring.clear()
   }
 }
 

@@ -39,6 +39,7 @@ export function createHttpClient (config: ProviderConfig): ProviderClient {
         return failureFromError(error)
       }
     },
-    close: () => transport.close()
+    close: () => transport.close(),
+    resize: (concurrency) => transport.resize(concurrency)
   }
 }

@@ -31,7 +31,8 @@ export function createSendgridClient (config: ProviderConfig): ProviderClient {
         return failureFromError(error)
       }
     },
-    close: () => transport.close()
+    close: () => transport.close(),
+    resize: (concurrency) => transport.resize(concurrency)
   }
 }
 

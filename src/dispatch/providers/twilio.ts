@@ -32,6 +32,7 @@ export function createTwilioClient (config: ProviderConfig): ProviderClient {
         return failureFromError(error)
       }
     },
-    close: () => transport.close()
+    close: () => transport.close(),
+    resize: (concurrency) => transport.resize(concurrency)
   }
 }

@@ -28,4 +28,6 @@ export interface ProviderClient {
   send (message: OutboundMessage): Promise<SendResult>
   /** Closes the connection pool; requests still in flight fail (as retryable network errors). */
   close (): void
+  /** The concurrency cap changed: size the connection pool to it (requests in flight finish); absent: no pool to size. */
+  resize?: (concurrency: number) => void
 }
