@@ -17,12 +17,9 @@
  * Durable Hermes is loaded with more connections than the others. Each
  * durable answer waits for its batch's commit, so a closed-loop load of N
  * connections can never get more than N / commit latency per second
- * (Little's law; design.md asks for a load test "with enough connections").
- * On this 2-core machine: 3.2k/s at 100 connections, 6.6k at 1000, 7.0-7.4k
- * at 2000, 7.0-8.3k at 3000, 8.1-9.1k at 5000 (single runs). The naive
- * server stays at --connections: it is no faster with more or fewer
- * (0.8-0.9k/s from 16 to 200 connections in one series), so changing its
- * load would only move the figure Hermes is compared with. `durable-half`
+ * (Little's law; bench/README.md has the figures per connection count). The
+ * naive server stays at --connections: it is no faster with more or fewer,
+ * so changing its load would only move the figure Hermes is compared with. `durable-half`
  * then sends at half the rate durable reached in the same run, on a fixed
  * schedule (an open loop), which is what "latency at half the sustained
  * rate" means; a closed loop at fewer connections measured a lower rate
