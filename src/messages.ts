@@ -5,13 +5,13 @@
  */
 import type { FieldProblem } from './errors.js'
 import type { MetricsData } from './metrics/thread-metrics.js'
-import type { ChannelRule } from './process/types.js'
 import type { PreclaimData } from './preclaim-credit.js'
 
-/** Piscina task: process `count` ring records starting at `offset`. */
+/** Piscina task: process `count` ring records starting at `offset`, verified with the channel rules of `generation` (src/process/rules-board.ts). */
 export interface ProcessTask {
   readonly offset: number
   readonly count: number
+  readonly generation: number
 }
 
 export interface RecordRejection {
@@ -42,8 +42,6 @@ export type FromWriter =
   | { readonly type: 'committed', readonly slots: Uint32Array, readonly inserted: number, readonly claimed: number, readonly elapsedMs: number }
   | Preclaimed
   | { readonly type: 'rejected', readonly slots: Uint32Array, readonly code: string, readonly message: string }
-  | { readonly type: 'database', readonly up: boolean, readonly error?: string }
-  | { readonly type: 'stopped' }
   | { readonly type: 'fatal', readonly code: string, readonly message: string }
 
 /**
@@ -77,7 +75,8 @@ export interface WriterData {
 /** workerData of the Piscina process workers */
 export interface ProcessWorkerData {
   readonly ring: SharedArrayBuffer
-  readonly rules: ChannelRule[]
+  /** The channel rules by generation (src/process/rules-board.ts): a reload publishes new secrets there. */
+  readonly rulesBoard: SharedArrayBuffer
   readonly toleranceSeconds: number
   /** Nice increment of each worker thread (src/thread-priority.ts). */
   readonly backgroundNice: number

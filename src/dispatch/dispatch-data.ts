@@ -30,10 +30,16 @@ export interface DispatchData {
   readonly metrics?: MetricsData
 }
 
-/** main → dispatch: `wake` after a commit that inserted rows it did not pre-claim; the writer's pre-claim reports; `stop` to drain and exit. */
+/**
+ * main → dispatch: `wake` after a commit that inserted rows it did not
+ * pre-claim; the writer's pre-claim reports; `reload` with the providers of a
+ * reloaded configuration (SIGHUP: credentials, rate limits, concurrency);
+ * `stop` to drain and exit.
+ */
 export type ToDispatch =
   | { readonly type: 'wake' }
   | Preclaimed
+  | { readonly type: 'reload', readonly providers: readonly ProviderConfig[] }
   | { readonly type: 'stop' }
 
 /** dispatch → main */

@@ -149,6 +149,22 @@ export class Dispatcher {
     await this.stopping
   }
 
+  /** Applies a reloaded provider's rate limit and concurrency (SIGHUP); sends already started keep their slots. */
+  updateProviderLimits (name: string, limits: { rateLimit: { perSecond: number; burst: number }; concurrency: number }): void {
+    const lane = this.lanes.find((l) => l.name === name)
+    if (lane === undefined) return
+    lane.setLimits(limits.rateLimit, limits.concurrency)
+    this.log.info({ provider: name, rateLimit: limits.rateLimit, concurrency: limits.concurrency }, 'dispatch: provider limits updated')
+  }
+
+  /** Applies a reloaded provider's credentials (SIGHUP): later sends go through a client built from them. */
+  updateProviderCredentials (config: ProviderConfig): void {
+    const lane = this.lanes.find((l) => l.name === config.name)
+    if (lane === undefined) return
+    lane.setClient(config, createProviderClient(config))
+    this.log.info({ provider: config.name }, 'dispatch: provider credentials updated')
+  }
+
   /** Counts per provider since start (for metrics and logs). */
   snapshot (): Record<string, LaneStats> {
     const out: Record<string, LaneStats> = {}

@@ -37,7 +37,7 @@ const kMaxQueued = 5000
 
 export class ProviderLane {
   readonly name: string
-  readonly bucket: TokenBucket
+  bucket: TokenBucket
   private isDrained = false
   /** Counts undrain() calls, so a claim that was already running when new work arrived cannot mark the lane drained. */
   private wakes = 0
@@ -65,10 +65,10 @@ export class ProviderLane {
   private readonly staleAfterMs: number
 
   constructor (
-    readonly config: ProviderConfig,
+    public config: ProviderConfig,
     readonly channelIds: readonly number[],
     readonly leaseMs: number,
-    private readonly client: ProviderClient,
+    private client: ProviderClient,
     private readonly hooks: LaneHooks,
     /** The lane's slot of pre-claim credit (src/preclaim-credit.ts), or null: the writer never pre-claims its messages. */
     readonly preclaimSlot: number | null = null
@@ -136,6 +136,21 @@ export class ProviderLane {
   enqueue (items: readonly Claimed[]): void {
     for (const item of items) this.queue.push(item)
     this.pump()
+  }
+
+  /** A reload's rate limit and concurrency: later starts obey them; sends already started keep their slots. */
+  setLimits (rateLimit: ProviderConfig['rateLimit'], concurrency: number): void {
+    this.config = { ...this.config, rateLimit, concurrency }
+    this.bucket = this.bucket.withLimits(rateLimit.perSecond, rateLimit.burst)
+    this.pump()
+  }
+
+  /** A reload's credentials: later sends use `client`; the old one closes once its sends can have ended. */
+  setClient (config: ProviderConfig, client: ProviderClient): void {
+    const old = this.client
+    this.config = { ...config, rateLimit: this.config.rateLimit, concurrency: this.config.concurrency }
+    this.client = client
+    setTimeout(() => old.close(), this.config.timeoutMs + 1000).unref()
   }
 
   /** Starts sends while the cap and the bucket allow. */

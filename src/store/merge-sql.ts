@@ -128,7 +128,6 @@ WITH batch AS (
 SELECT (SELECT count(*) FROM inserted)::int AS inserted,
        (SELECT count(*) FROM attachments)::int AS attachments,
        (SELECT count(*) FROM inserted WHERE claimed_until IS NOT NULL)::int AS claimed,
-       (SELECT count(*) FROM batch)::int AS distinct_rows,
        (SELECT coalesce(json_object_agg(c.name, x.n), '{}')
           FROM (SELECT channel_id, count(*) AS n FROM inserted GROUP BY channel_id) x JOIN channel c ON c.id = x.channel_id
        ) AS by_channel,
