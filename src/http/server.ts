@@ -48,8 +48,8 @@ export interface HttpServer {
   stopListening (): void
   /**
    * Re-reads the TLS files: a new SSL app with the new certificate listens
-   * on the same port (uWebSockets.js listens with SO_REUSEPORT), then the old
-   * listener closes. Connections already open keep the old certificate until
+   * on the same port (SO_REUSEPORT), then the old listener closes; uWS cannot
+   * swap the certificate of a running app. Connections already open keep the old certificate until
    * they close. Rejects, keeping the old certificate, when the files do not load.
    */
   reloadTls (tls: { readonly certFile: string, readonly keyFile: string }): Promise<void>
@@ -59,8 +59,17 @@ export interface HttpServer {
 export async function startHttpServer (options: HttpServerOptions): Promise<HttpServer> {
   const uws = loadNativeUws()
   const tls = options.tls ?? null
-  let socket = await listen(routedApp(uws, options, tls), options.host, options.port)
-  const port = uws.us_socket_local_port(socket as never)
+  // uWS listens with SO_REUSEPORT, so a renewed certificate's app can listen beside the old one
+  // before it closes. Linux does not share a port the kernel picked (port 0), so with TLS an
+  // ephemeral port is picked first and then listened on by number.
+  let port = options.port
+  if (tls !== null && port === 0) {
+    const probe = await listen(uws.App(), options.host, 0)
+    port = uws.us_socket_local_port(probe as never)
+    uws.us_listen_socket_close(probe)
+  }
+  let socket = await listen(routedApp(uws, options, tls), options.host, port)
+  port = uws.us_socket_local_port(socket as never)
   let listening = true
   return {
     port,
