@@ -24,7 +24,7 @@ import { availableParallelism } from 'node:os'
 import pg from 'pg'
 import { HttpTransport } from '../src/dispatch/providers/http-transport.js'
 import { claimSql, outcomeSql, outcomeParams, type ClaimedRow, type Outcome } from '../src/dispatch/dispatch-sql.js'
-import { dispatchFixture } from '../test/helpers/fake-provider.js'
+import { dispatchFixture } from '../harness/fake-provider.js'
 import { cpuSeconds, startFastProvider, stopServer } from './processes.js'
 
 const count = Number(process.env['DISPATCH_FLOOR_MESSAGES'] ?? 20_000)

@@ -19,8 +19,8 @@ import pg from 'pg'
 import { startServer, stopServer, type Server } from './processes.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/store/embedded-postgres.js'
 import { createLogger } from '../src/log.js'
-import { freePort } from '../test/helpers/database.js'
-import { describeOverload, overloadConfig, ringDrains, ringUsedMessages, runOverload, type OverloadResult } from '../test/helpers/overload.js'
+import { freePort } from '../harness/database.js'
+import { describeOverload, overloadConfig, ringDrains, ringUsedMessages, runOverload, type OverloadResult } from '../harness/overload.js'
 
 const secret = 'soak-secret'
 function option (name: string, fallback: number): number {
