@@ -292,9 +292,9 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
             return applied
           } catch (error) {
             metrics.inc('hermes_config_reloads_total', ['refused'])
-            const problems = error instanceof ReloadRefusedError ? error.problems : [error instanceof Error ? error.message : String(error)]
-            log.error({ code: 'HERMES_ERR_RELOAD', problems }, `configuration not reloaded; the running configuration stays: ${problems.join('; ')}`)
-            throw error instanceof ReloadRefusedError ? error : new ReloadRefusedError(problems)
+            const refusal = error instanceof ReloadRefusedError ? error : new ReloadRefusedError([error instanceof Error ? error.message : String(error)])
+            log.error({ code: refusal.code, problems: refusal.problems }, `configuration not reloaded; the running configuration stays: ${refusal.problems.join('; ')}`)
+            throw refusal
           }
         })
         reloads = result.catch(() => {})

@@ -13,6 +13,8 @@ import { metric, send, smsPayload, startTestHermes, testConfig } from './helpers
 import { seedSignature } from './helpers/sign.js'
 import { spawnHermes, writeConfigFile } from './helpers/process.js'
 import { testDatabase } from './helpers/database.js'
+import { startFakeProvider } from './helpers/fake-provider.js'
+import { until } from './helpers/wait.js'
 
 const channels = (secrets: string[]): Record<string, unknown> => ({ channels: { sms: { provider: 'mock', secrets } }, providers: { mock: { kind: 'mock' } } })
 
@@ -120,4 +122,30 @@ t.test('SIGHUP re-reads the file of a running process; a file that is not JSON c
   const refused = await run.waitForLog((e) => e['code'] === 'HERMES_ERR_RELOAD', 10_000)
   t.match(String(refused['msg']), 'not valid JSON')
   t.equal(await post(base, 'file-secret-2'), 202, 'the process is alive and its configuration stayed')
+})
+
+t.test('a reload applies a provider\'s new rate limit, concurrency and credentials to the sends that follow', async (t) => {
+  const fake = await startFakeProvider(t)
+  const db = await testDatabase(t)
+  const provider = (perSecond: number, authToken: string, concurrency: number): Record<string, unknown> => ({
+    channels: { sms: { provider: 'twilio', secrets: ['s'] } },
+    providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken, rateLimit: { perSecond, burst: 1 }, concurrency } }
+  })
+  const h = await startTestHermes(t, provider(0.2, 'old-token', 1), db)
+  const payloads = Array.from({ length: 6 }, () => smsPayload())
+  for (const payload of payloads) {
+    const body = JSON.stringify(payload)
+    t.equal((await send('POST', `${h.base}/webhooks/sms`, body, seedSignature('s', body))).status, 202)
+  }
+  // At 0.2/s with a burst of 1 one message goes out now and the next in 5 s.
+  await until('the first send', 10_000, async () => fake.requests.length >= 1 ? true : undefined)
+  fake.respond(() => ({ delayMs: 300 })) // slow answers: only a higher concurrency overlaps them
+  t.same(await h.hermes.reload(() => testConfig(db.url, provider(1000, 'new-token', 4))), ['providers.twilio.authToken', 'providers.twilio.rateLimit.perSecond', 'providers.twilio.concurrency'])
+  const reloadedAt = Date.now()
+  await until('every message to be sent', 4000, async () => fake.requests.length >= payloads.length ? true : undefined)
+  t.ok(Date.now() - reloadedAt < 4000, 'the rest went out at the new rate, not one per 5 s')
+  t.ok(fake.maxInFlight >= 2, `and several at once under the new concurrency (at most ${fake.maxInFlight})`)
+  const auth = (token: string): string => `Basic ${Buffer.from(`AC1:${token}`).toString('base64')}`
+  t.equal(fake.requests[0]!.headers.authorization, auth('old-token'), 'the send before the reload used the old token')
+  t.ok(fake.requests.slice(1).every((r) => r.headers.authorization === auth('new-token')), 'every send after it uses the new one')
 })
