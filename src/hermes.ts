@@ -257,18 +257,21 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
     const reload = async (next: HermesConfig): Promise<readonly string[]> => {
       const { applied, restart } = compareConfigs(config, next)
       if (restart.length > 0) throw new ReloadRefusedError(restart.map((field) => `${field} cannot change without a restart`))
-      if (next.tls !== null) {
-        try { await server.reloadTls(next.tls) } catch (error) { throw new ReloadRefusedError([error instanceof Error ? error.message : String(error)]) }
-      }
-      if (applied.length === 0) return applied
-      // The slot the new generation takes is the one of generation - 1: wait until no range verified with it is in flight.
+      const refused = (error: unknown): ReloadRefusedError => new ReloadRefusedError([error instanceof Error ? error.message : String(error)])
+      // Everything that can refuse the reload is checked before anything is applied.
       const rules = channelRules(next)
+      try { rulesBoard.check(rules) } catch (error) { throw refused(error) }
+      // The slot the new generation takes is the one of generation - 1: wait until no range verified with it is in flight.
       const waitUntil = Date.now() + config.ackTimeoutMs
-      while (feeder.inFlightBefore(generation)) {
+      while (applied.length > 0 && feeder.inFlightBefore(generation)) {
         if (Date.now() > waitUntil) throw new ReloadRefusedError(['worker tasks of the previous reload are still running; try again'])
         await new Promise((resolve) => setTimeout(resolve, 5))
       }
-      try { rulesBoard.publish(generation + 1, rules) } catch (error) { throw new ReloadRefusedError([error instanceof Error ? error.message : String(error)]) }
+      if (next.tls !== null) {
+        try { await server.reloadTls(next.tls) } catch (error) { throw refused(error) }
+      }
+      if (applied.length === 0) return applied
+      rulesBoard.publish(generation + 1, rules)
       generation++
       dispatch.postMessage({ type: 'reload', providers: Object.values(next.providers) } satisfies ToDispatch)
       config = next

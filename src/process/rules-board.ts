@@ -41,14 +41,24 @@ export class RulesBoard {
     return new RulesBoard(buffer)
   }
 
+  /** Throws a RulesTooLargeError when `rules` would not fit in a slot. */
+  check (rules: ChannelRule[]): void {
+    this.encode(rules)
+  }
+
   /** Writes `rules` as `generation` into its slot; the caller guarantees no task of generation - 2 is in flight. */
   publish (generation: number, rules: ChannelRule[]): void {
-    const data = serialize(rules)
-    if (data.byteLength > this.slotBytes) throw new RulesTooLargeError(`the channel rules take ${data.byteLength} bytes, more than the ${this.slotBytes} bytes reserved for them; restart to apply this configuration`)
+    const data = this.encode(rules)
     const slot = generation % 2
     this.bytes.set(data, slot * this.slotBytes)
     Atomics.store(this.header, slot * 2 + 1, data.byteLength)
     Atomics.store(this.header, slot * 2, generation) // last: a reader that sees the generation sees its bytes
+  }
+
+  private encode (rules: ChannelRule[]): Buffer {
+    const data = serialize(rules)
+    if (data.byteLength > this.slotBytes) throw new RulesTooLargeError(`the channel rules take ${data.byteLength} bytes, more than the ${this.slotBytes} bytes reserved for them; restart to apply this configuration`)
+    return data
   }
 
   /** The rules of `generation` (cached per thread until a task names another generation). */
