@@ -2,7 +2,7 @@
 /**
  * What one delivered message costs at the least on this machine, part by
  * part, to hold the dispatch figures (bench/dispatch-throughput.ts) against.
- * Issue 3's goal, 20,000 sends/s on 2 cores, leaves 100 us of CPU per send
+ * A goal of 20,000 sends/s on 2 cores leaves 100 us of CPU per send
  * for everything: the provider's answer, the client, the database.
  *
  * - The HTTP exchange alone: C keep-alive connections to the fast loopback
@@ -24,7 +24,7 @@ import { availableParallelism } from 'node:os'
 import pg from 'pg'
 import { HttpTransport } from '../src/dispatch/providers/http-transport.js'
 import { claimSql, outcomeSql, outcomeParams, type ClaimedRow, type Outcome } from '../src/dispatch/dispatch-sql.js'
-import { dispatchFixture } from '../test/helpers/fake-provider.js'
+import { dispatchFixture } from '../src/harness/fake-provider.js'
 import { cpuSeconds, startFastProvider, stopServer } from './processes.js'
 
 const count = Number(process.env['DISPATCH_FLOOR_MESSAGES'] ?? 20_000)

@@ -3,7 +3,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { DispatchData, FromDispatch } from '../src/messages.js'
-import { dispatchFixture, startFakeProvider } from '../test/helpers/fake-provider.js'
+import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 import { startFastProvider, stopServer } from './processes.js'
 
 const count = Number(process.env['DISPATCH_BENCH_MESSAGES'] ?? 10_000)

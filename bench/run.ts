@@ -17,12 +17,9 @@
  * Durable Hermes is loaded with more connections than the others. Each
  * durable answer waits for its batch's commit, so a closed-loop load of N
  * connections can never get more than N / commit latency per second
- * (Little's law; design.md asks for a load test "with enough connections").
- * On this 2-core machine: 3.2k/s at 100 connections, 6.6k at 1000, 7.0-7.4k
- * at 2000, 7.0-8.3k at 3000, 8.1-9.1k at 5000 (single runs). The naive
- * server stays at --connections: it is no faster with more or fewer
- * (0.8-0.9k/s from 16 to 200 connections in one series), so changing its
- * load would only move the figure Hermes is compared with. `durable-half`
+ * (Little's law; bench/README.md has the figures per connection count). The
+ * naive server stays at --connections: it is no faster with more or fewer,
+ * so changing its load would only move the figure Hermes is compared with. `durable-half`
  * then sends at half the rate durable reached in the same run, on a fixed
  * schedule (an open loop), which is what "latency at half the sustained
  * rate" means; a closed loop at fewer connections measured a lower rate
@@ -34,14 +31,15 @@ import { mkdtempSync, chmodSync, writeFileSync, readdirSync, readFileSync, rmSyn
 import { tmpdir, cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import pg from 'pg'
-import { generateRequests } from './gen-requests.js'
+import { generateRequests } from '../src/harness/gen-requests.js'
 import { listeningPort, startFastProvider, startServer, stopServer, cpuSeconds, cpuSecondsOf, rssBytes, type Server } from './processes.js'
-import { ensureWrk, runWrk, type WrkResult } from './wrk.js'
+import { ensureWrk, runWrk, type WrkResult } from '../src/harness/wrk.js'
 import { rawCopy, writerStage } from './storage.js'
 import { median, printReport, writeReport, type ScenarioSummary, type Target } from './report.js'
 import { startEmbeddedPostgres } from '../src/store/embedded-postgres.js'
-import { freePort } from '../test/helpers/free-port.js'
+import { freePort } from '../src/harness/free-port.js'
 import { createLogger } from '../src/log.js'
 import { resolveConfig } from '../src/config.js'
 import { prepareDatabase } from '../src/store/schema.js'
@@ -52,11 +50,64 @@ const hermesNodeArgs = (process.env['BENCH_HERMES_NODE_ARGS'] ?? '').split(' ').
 const allScenarios = ['ceiling', 'naive', 'durable', 'durable-half', 'enqueued', 'raw-copy', 'writer', 'overload'] as const
 type Scenario = typeof allScenarios[number]
 
-function option (name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
+const usage = `Usage: npm run bench -- [options]
+
+Measures Hermes beside its reference points in one run (bench/README.md).
+
+Options:
+  --quick                    short runs (about a minute in all)
+  --duration S               seconds per measured run (6; 3 with --quick)
+  --runs N                   runs per HTTP scenario (3; 1 with --quick)
+  --connections N            connections of every HTTP scenario but durable's (100)
+  --durable-connections N    durable's connections (3000)
+  --workload repeat|cold     reused parties, or every party new (repeat)
+  --overload S               overload scenario length (30; 5 with --quick)
+  --rows N                   rows of the storage scenarios (100000; 20000 with --quick)
+  --scenarios a,b,...        ${allScenarios.join(', ')} (all)
+  --out DIR                  where the JSON and SVG reports go (bench/results)
+  --provider-rate N          the provider's rate limit per second (1000000: out of the way)
+  --half-rate N              durable-half at a fixed N requests/s instead of half of durable's
+  -h, --help                 this help
+
+Environment: DATABASE_URL (else an embedded PostgreSQL), BENCH_HERMES_NODE_ARGS.
+`
+const stringOption = { type: 'string' } as const
+let parsed: ReturnType<typeof parseBenchArgs>
+function parseBenchArgs () {
+  return parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      duration: stringOption,
+      runs: stringOption,
+      connections: stringOption,
+      'durable-connections': stringOption,
+      workload: stringOption,
+      overload: stringOption,
+      rows: stringOption,
+      scenarios: stringOption,
+      out: stringOption,
+      'provider-rate': stringOption,
+      'half-rate': stringOption
+    },
+    strict: true
+  })
 }
-const quick = process.argv.includes('--quick')
+try {
+  parsed = parseBenchArgs()
+} catch (error) {
+  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n\n${usage}`)
+  process.exit(2)
+}
+if (parsed.values.help === true) {
+  process.stdout.write(usage)
+  process.exit(0)
+}
+function option (name: keyof typeof parsed.values, fallback: string): string {
+  const value = parsed.values[name]
+  return typeof value === 'string' ? value : fallback
+}
+const quick = parsed.values.quick === true
 const duration = Number(option('duration', quick ? '3' : '6'))
 const connections = Number(option('connections', '100'))
 const durableConnections = Number(option('durable-connections', '3000'))

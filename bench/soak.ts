@@ -15,17 +15,41 @@ import { mkdtempSync, chmodSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir, cpus } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { startServer, stopServer, type Server } from './processes.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/store/embedded-postgres.js'
 import { createLogger } from '../src/log.js'
-import { freePort } from '../test/helpers/free-port.js'
-import { describeOverload, overloadConfig, ringDrains, ringUsedMessages, runOverload, type OverloadResult } from '../test/helpers/overload.js'
+import { freePort } from '../src/harness/free-port.js'
+import { describeOverload, overloadConfig, ringDrains, ringUsedMessages, runOverload, type OverloadResult } from '../src/harness/overload.js'
 
 const secret = 'soak-secret'
+const usage = `Usage: npm run soak -- [--seconds S] [--warmup S] [--lanes N] [--outage S]
+
+Holds durable Hermes under overload and checks every 202 is stored (bench/README.md, "Soak").
+
+Options:
+  --seconds S   length of the measured load (30)
+  --warmup S    load before it, not measured (5)
+  --lanes N     closed-loop clients that retry 503s at once (300)
+  --outage S    stop the embedded PostgreSQL for S seconds a third of the way in (0: none)
+  -h, --help    this help
+`
+const numberOption = { type: 'string' } as const
+let values: Record<string, string | boolean | undefined>
+try {
+  values = parseArgs({ options: { seconds: numberOption, warmup: numberOption, lanes: numberOption, outage: numberOption, help: { type: 'boolean', short: 'h' } }, strict: true }).values
+} catch (error) {
+  process.stderr.write(`soak: ${error instanceof Error ? error.message : String(error)}\n\n${usage}`)
+  process.exit(2)
+}
+if (values['help'] === true) {
+  process.stdout.write(usage)
+  process.exit(0)
+}
 function option (name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`)
-  const value = Number(i >= 0 ? process.argv[i + 1] : fallback)
+  const given = values[name]
+  const value = Number(typeof given === 'string' ? given : fallback)
   if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number >= 0`)
   return value
 }

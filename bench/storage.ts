@@ -10,7 +10,7 @@ import { WriterLoop } from '../src/store/writer-loop.js'
 import { runCopyTransaction } from '../src/store/copy-transaction.js'
 import { createLogger } from '../src/log.js'
 import { createStatusBlock } from '../src/shared-status.js'
-import { workloadMessage } from './gen-requests.js'
+import { workloadMessage } from '../src/harness/gen-requests.js'
 
 const kBatch = 5000
 

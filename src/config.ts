@@ -4,7 +4,7 @@
  * Every bad field is collected and reported in one ConfigError whose
  * messages name the field path; the result is deeply frozen.
  */
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import { ConfigError } from './errors.js'
 import { kMaxNice } from './thread-priority.js'
@@ -46,13 +46,16 @@ export interface HermesConfig {
   readonly logLevel: string
   readonly shutdownTimeoutMs: number
   readonly developmentSecret: boolean // true when the dev default secret is in use (the log warns loudly)
+  /** HTTPS on the listener: PEM certificate (chain) and key files, re-read on SIGHUP; null = plain HTTP. */
+  readonly tls: TlsConfig | null
 }
+export interface TlsConfig { readonly certFile: string; readonly keyFile: string }
 
 type Dict = Record<string, unknown>
 interface IntRange { readonly min: number; readonly max?: number }
 
 const topLevelKeys = ['port', 'host', 'ack', 'ackTimeoutMs', 'maxBodyBytes', 'buffer', 'workers', 'taskRecords',
-  'backgroundNice', 'writer', 'signature', 'dispatch', 'database', 'channels', 'providers', 'logLevel', 'shutdownTimeoutMs']
+  'backgroundNice', 'writer', 'signature', 'dispatch', 'database', 'channels', 'providers', 'logLevel', 'shutdownTimeoutMs', 'tls']
 const channelKeys = ['type', 'provider', 'secrets']
 const providerKeys = ['kind', 'baseUrl', 'accountSid', 'authToken', 'apiKey', 'from', 'rateLimit', 'concurrency', 'retry', 'timeoutMs']
 const credentialsRequired: Record<ProviderKind, ReadonlyArray<'baseUrl' | 'accountSid' | 'authToken' | 'apiKey'>> = {
@@ -182,6 +185,7 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
   let logLevel: string = c.choice(file.logLevel, 'logLevel', logLevels, d.logLevel) ?? d.logLevel
   const shutdownTimeoutMs = c.int(file.shutdownTimeoutMs, 'shutdownTimeoutMs', timer, d.shutdownTimeoutMs)
 
+  const tls = readTls(c, file.tls, cwd)
   const providers = readProviders(c, file.providers)
   const channels = readChannels(c, file.channels, providers?.names ?? null)
 
@@ -221,9 +225,26 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
     providers: providers?.configs ?? {},
     logLevel,
     shutdownTimeoutMs,
+    tls,
     // Also true when a config file lists the development secret itself: it is just as forgeable there.
     developmentSecret: Object.values(channels ?? {}).some((ch) => ch.secrets.includes(DEVELOPMENT_SECRET))
   })
+}
+
+/** `tls: { certFile, keyFile }`, paths relative to the working directory; both files must be readable. */
+function readTls (c: Checker, value: unknown, cwd: string): TlsConfig | null {
+  if (value === null) return null
+  const t = c.object(value, 'tls', ['certFile', 'keyFile'])
+  if (t === undefined) return null
+  const files = { certFile: '', keyFile: '' }
+  for (const key of ['certFile', 'keyFile'] as const) {
+    if (t[key] === undefined) { c.add(`tls.${key} is required`); continue }
+    const path = resolvePath(cwd, c.string(t[key], `tls.${key}`, ''))
+    if (c.failed(`tls.${key}`)) continue
+    try { accessSync(path, constants.R_OK) } catch (err) { c.add(`tls.${key} ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`) }
+    files[key] = path
+  }
+  return files
 }
 
 /**

@@ -74,7 +74,23 @@ export const Rejection = {
   databaseUnavailable: { status: 503, code: 'HERMES_ERR_DATABASE_UNAVAILABLE' },
   draining: { status: 503, code: 'HERMES_ERR_DRAINING' },
   ackTimeout: { status: 503, code: 'HERMES_ERR_ACK_TIMEOUT' },
+  /** GET /readyz while the database, a stage thread or the workers are down, or while draining. */
+  notReady: { status: 503, code: 'HERMES_ERR_NOT_READY' },
+  /** The writer or dispatch thread died: the process is about to exit for its supervisor to restart it. */
+  threadLost: { status: 503, code: 'HERMES_ERR_THREAD_LOST' },
+  /** PostgreSQL refused the message's row (a constraint the validation did not foresee). */
+  storeRefused: { status: 500, code: 'HERMES_ERR_STORE_REFUSED' },
   internal: { status: 500, code: 'HERMES_ERR_INTERNAL' }
 } as const
 
 export type RejectionKind = keyof typeof Rejection
+
+/** A SIGHUP reload that cannot be applied; the running configuration stays. The message names every reason. */
+export class ReloadRefusedError extends HermesError {
+  readonly problems: readonly string[]
+  constructor (problems: readonly string[]) {
+    super('HERMES_ERR_RELOAD', `configuration not reloaded:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ReloadRefusedError'
+    this.problems = problems
+  }
+}

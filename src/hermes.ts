@@ -1,9 +1,12 @@
 import { Piscina } from 'piscina'
 import type { HermesConfig } from './config.js'
 import { redactedConfig } from './config.js'
-import { Rejection } from './errors.js'
+import { ConfigError, Rejection, ReloadRefusedError } from './errors.js'
 import { createLogger, type Logger } from './log.js'
 import type { DispatchData, FromDispatch, FromWriter, ProcessResult, ProcessTask, ProcessWorkerData, ProviderLimits, ToDispatch, ToWriter, WriterData } from './messages.js'
+import type { Worker } from 'node:worker_threads'
+import { RulesBoard } from './process/rules-board.js'
+import { compareConfigs } from './reload.js'
 import { startThread, stopThread } from './threads.js'
 import { creditSlotOf, CreditLedger, type PreclaimChannel, type PreclaimData } from './preclaim-credit.js'
 import { laneLeaseMs } from './dispatch/lane-core.js'
@@ -29,6 +32,8 @@ import { checkServerVersion, checkSessionPooling } from './store/server-check.js
 
 export interface Hermes {
   readonly port: number
+  /** The configuration in force (a reload replaces it). */
+  readonly config: () => HermesConfig
   readonly databaseUrl: string
   readonly ring: IngressRing
   readonly status: Int32Array
@@ -42,6 +47,17 @@ export interface Hermes {
    * HERMES_ERR_PROVIDER_LIMITS) and changes nothing otherwise.
    */
   updateProviderLimits (provider: string, limits: ProviderLimits): Promise<void>
+  /** The writer and dispatch threads (tests kill them to prove a lost thread is visible). */
+  readonly stageThreads: { readonly writer: Worker, readonly dispatch: Worker }
+  /**
+   * Applies a reloaded configuration (SIGHUP): channel secrets and tokens,
+   * provider credentials, rate limits, concurrency, the TLS files. `load`
+   * reads it (a ConfigError there refuses the reload). Resolves with the
+   * fields that changed; rejects with a ReloadRefusedError, leaving the
+   * running configuration in force, when the file is broken, a change needs
+   * a restart, or it cannot be applied. Either way it logs the outcome.
+   */
+  reload (load: () => HermesConfig): Promise<readonly string[]>
   /** Drains (answers everything already accepted), then stops every thread and the embedded database. */
   stop (): Promise<void>
 }
@@ -50,16 +66,24 @@ export interface StartOptions {
   readonly log?: Logger
   /** The process-stage worker entry; tests substitute one that faults on purpose. */
   readonly processWorker?: URL
+  /**
+   * The writer or dispatch thread died or reported a fatal error. Hermes has
+   * already refused new webhooks and answered what it could; the caller
+   * should stop it and exit non-zero (src/main.ts does).
+   */
+  readonly onThreadLost?: (thread: 'writer' | 'dispatch', reason: string) => void
 }
 
 /** Starts every stage, in dependency order: database, writer, workers, then the HTTP front end last. */
-export async function startHermes (config: HermesConfig, options: StartOptions = {}): Promise<Hermes> {
+export async function startHermes (initial: HermesConfig, options: StartOptions = {}): Promise<Hermes> {
+  let config = initial
   const log = options.log ?? createLogger(config.logLevel)
   loadNativeUws() // refuse the slow JS fallback before starting anything else
   if (config.developmentSecret) {
     log.warn({ code: 'HERMES_DEV_SECRET' }, 'DEVELOPMENT MODE: no configuration given; every channel accepts the public development secret. Never expose this instance.')
   }
   const stack: Array<() => Promise<void>> = [] // undo steps, run in reverse on failure or stop
+  let unwinding = false // a failed start stops its threads on purpose
   const unwind = async (): Promise<void> => { while (stack.length > 0) await stack.pop()!().catch((error: unknown) => log.error({ err: error }, 'shutdown step failed')) }
 
   try {
@@ -116,9 +140,11 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       })
     }
 
+    const rulesBoard = RulesBoard.create(channelRules(config))
+    let generation = 0
     const workerData: ProcessWorkerData = {
       ring: ring.buffer,
-      rules: channelRules(config),
+      rulesBoard: rulesBoard.buffer,
       toleranceSeconds: config.signature.toleranceSeconds,
       backgroundNice: backgroundNice(config),
       metrics: shared,
@@ -134,13 +160,14 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
     stack.push(() => pool.destroy())
     // Wait for the threads to boot (an empty range per thread) so that the
     // first webhooks do not spend their ack timeout on worker start-up.
-    await Promise.all(Array.from({ length: config.workers }, async () => await pool.run({ offset: 0, count: 0 })))
+    await Promise.all(Array.from({ length: config.workers }, async () => await pool.run({ offset: 0, count: 0, generation: 0 })))
 
     const feeder = new Feeder({
       ring,
       pool,
       taskRecords: config.taskRecords,
       maxTasks: config.workers * 2,
+      generation: () => generation,
       downstreamHasRoom: () => Atomics.load(status, kWriterQueuedRows) < config.writer.maxQueuedRows,
       onResult: (result) => {
         for (const rejection of result.rejected) {
@@ -180,12 +207,30 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
           feeder.pump()
           break
         case 'fatal':
-          log.fatal({ code: message.code, err: message.message }, 'writer thread failed')
+          threadLost('writer', `${message.code}: ${message.message}`)
           break
         default:
           break
       }
     })
+    // A stage thread that dies (or reports a fatal error) is not replaced: Hermes refuses new
+    // webhooks at once, answers what it still can, and leaves the restart to its supervisor.
+    let lost: { thread: 'writer' | 'dispatch', reason: string } | null = null
+    let stopping: Promise<void> | null = null
+    const threadLost = (thread: 'writer' | 'dispatch', reason: string): void => {
+      if (lost !== null || stopping !== null || unwinding) return
+      lost = { thread, reason }
+      metrics.set('hermes_threads_up', [thread], 0)
+      log.fatal({ code: Rejection.threadLost.code, thread, err: reason }, `the ${thread} thread is gone; refusing new webhooks and exiting for a restart`)
+      // Nothing more can be committed without the writer: answer every waiting request now.
+      if (thread === 'writer') pending.rejectAll({ ...Rejection.threadLost, message: 'Hermes lost its writer thread before this message was committed; retry it', retryAfterSeconds: 5 })
+      options.onThreadLost?.(thread, reason)
+    }
+    writer.on('exit', (code) => threadLost('writer', `exited with code ${code}`))
+    dispatch.on('exit', (code) => threadLost('dispatch', `exited with code ${code}`))
+    dispatch.on('message', (message: FromDispatch) => { if (message.type === 'fatal') threadLost('dispatch', `${message.code}: ${message.message}`) })
+    metrics.set('hermes_threads_up', ['writer'], 1)
+    metrics.set('hermes_threads_up', ['dispatch'], 1)
     const intake = new Intake(ring, feeder, pending, durable, meter, channels)
     const registry = createRegistry(metrics, scrapeGauges(ring, status))
 
@@ -196,12 +241,14 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       channels,
       meter,
       scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+      tls: config.tls,
       refusal: () => {
+        if (lost !== null) return { ...Rejection.threadLost, message: `Hermes lost its ${lost.thread} thread and is restarting; retry on another instance or later`, retryAfterSeconds: 5 }
         if (Atomics.load(status, kDraining) === 1) return { ...Rejection.draining, message: 'Hermes is shutting down; retry on another instance or later', retryAfterSeconds: 5 }
         if (Atomics.load(status, kDatabaseUp) === 0) return { ...Rejection.databaseUnavailable, message: 'the database is unreachable; retry later', retryAfterSeconds: 2 }
         return null
       },
-      ready: () => Atomics.load(status, kDraining) === 0 && Atomics.load(status, kDatabaseUp) === 1 && Atomics.load(status, kWriterReady) === 1 && pool.threads.length > 0,
+      ready: () => lost === null && Atomics.load(status, kDraining) === 0 && Atomics.load(status, kDatabaseUp) === 1 && Atomics.load(status, kWriterReady) === 1 && pool.threads.length > 0,
       onWebhook: (arrival) => intake.accept(arrival)
     })
     stack.push(async () => server.stopListening())
@@ -215,13 +262,12 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       config: redactedConfig(config)
     }, 'hermes started')
 
-    let stopping: Promise<void> | null = null
     const stop = async (): Promise<void> => {
       Atomics.store(status, kDraining, 1)
       server.stopListening()
       const deadline = Date.now() + config.shutdownTimeoutMs
-      // Drain: every record already in the ring is processed, committed and answered.
-      while (Date.now() < deadline && !(ring.usedRecords === 0 && feeder.idle && Atomics.load(status, kWriterQueuedRows) === 0 && pending.size === 0)) {
+      // Drain: every record already in the ring is processed, committed and answered (not without a writer).
+      while (Date.now() < deadline && lost?.thread !== 'writer' && !(ring.usedRecords === 0 && feeder.idle && Atomics.load(status, kWriterQueuedRows) === 0 && pending.size === 0)) {
         await new Promise((resolve) => setTimeout(resolve, 10))
       }
       pending.rejectAll({ ...Rejection.draining, message: 'Hermes shut down before this message was committed; retry it', retryAfterSeconds: 5 })
@@ -236,8 +282,56 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       await unwind()
       log.info('hermes stopped')
     }
+    let reloads: Promise<unknown> = Promise.resolve()
+    const reload = async (next: HermesConfig): Promise<readonly string[]> => {
+      const { applied, restart } = compareConfigs(config, next)
+      if (restart.length > 0) throw new ReloadRefusedError(restart.map((field) => `${field} cannot change without a restart`))
+      const refused = (error: unknown): ReloadRefusedError => new ReloadRefusedError([error instanceof Error ? error.message : String(error)])
+      // Everything that can refuse the reload is checked before anything is applied.
+      const rules = channelRules(next)
+      try { rulesBoard.check(rules) } catch (error) { throw refused(error) }
+      // The slot the new generation takes is the one of generation - 1: wait until no range verified with it is in flight.
+      const waitUntil = Date.now() + config.ackTimeoutMs
+      while (applied.length > 0 && feeder.inFlightBefore(generation)) {
+        if (Date.now() > waitUntil) throw new ReloadRefusedError(['worker tasks of the previous reload are still running; try again'])
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+      if (next.tls !== null) {
+        try { await server.reloadTls(next.tls) } catch (error) { throw refused(error) }
+      }
+      if (applied.length === 0) return applied
+      rulesBoard.publish(generation + 1, rules)
+      generation++
+      dispatch.postMessage({ type: 'reload', providers: Object.values(next.providers) } satisfies ToDispatch)
+      config = next
+      return applied
+    }
     return {
       port: server.port,
+      config: () => config,
+      stageThreads: { writer, dispatch },
+      reload: async (load) => {
+        const result = reloads.then(async () => {
+          try {
+            let next: HermesConfig
+            try { next = load() } catch (error) {
+              if (error instanceof ConfigError) throw new ReloadRefusedError(error.problems)
+              throw error
+            }
+            const applied = await reload(next)
+            metrics.inc('hermes_config_reloads_total', ['applied'])
+            log.info({ changed: applied }, applied.length === 0 ? 'configuration reloaded: nothing changed' : 'configuration reloaded')
+            return applied
+          } catch (error) {
+            metrics.inc('hermes_config_reloads_total', ['refused'])
+            const refusal = error instanceof ReloadRefusedError ? error : new ReloadRefusedError([error instanceof Error ? error.message : String(error)])
+            log.error({ code: refusal.code, problems: refusal.problems }, `configuration not reloaded; the running configuration stays: ${refusal.problems.join('; ')}`)
+            throw refusal
+          }
+        })
+        reloads = result.catch(() => {})
+        return await result
+      },
       databaseUrl,
       ring,
       status,
@@ -246,6 +340,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       stop: () => (stopping ??= stop())
     }
   } catch (error) {
+    unwinding = true
     await unwind()
     throw error
   }

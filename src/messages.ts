@@ -6,13 +6,13 @@
 import type { ChannelConfig, ProviderConfig, RateLimit } from './config.js'
 import type { FieldProblem } from './errors.js'
 import type { MetricsData } from './metrics/thread-metrics.js'
-import type { ChannelRule } from './process/types.js'
 import type { PreclaimData } from './preclaim-credit.js'
 
-/** Piscina task: process `count` ring records starting at `offset`. */
+/** Piscina task: process `count` ring records starting at `offset`, verified with the channel rules of `generation` (src/process/rules-board.ts). */
 export interface ProcessTask {
   readonly offset: number
   readonly count: number
+  readonly generation: number
 }
 
 export interface RecordRejection {
@@ -43,8 +43,6 @@ export type FromWriter =
   | { readonly type: 'committed', readonly slots: Uint32Array, readonly inserted: number, readonly claimed: number, readonly elapsedMs: number }
   | Preclaimed
   | { readonly type: 'rejected', readonly slots: Uint32Array, readonly code: string, readonly message: string }
-  | { readonly type: 'database', readonly up: boolean, readonly error?: string }
-  | { readonly type: 'stopped' }
   | { readonly type: 'fatal', readonly code: string, readonly message: string }
 
 /**
@@ -117,12 +115,14 @@ export interface DispatchData {
  * main → dispatch: `wake` after a commit that inserted rows it did not
  * pre-claim; the writer's pre-claim reports; `limits` to change a
  * provider's rate limit and concurrency without a restart
- * (Dispatcher.updateProviderLimits); `stop` to drain and exit.
+ * (Dispatcher.updateProviderLimits); `reload` with a reloaded configuration's
+ * providers (SIGHUP: credentials, limits); `stop` to drain and exit.
  */
 export type ToDispatch =
   | { readonly type: 'wake' }
   | Preclaimed
   | { readonly type: 'limits', readonly provider: string, readonly limits: ProviderLimits }
+  | { readonly type: 'reload', readonly providers: readonly ProviderConfig[] }
   | { readonly type: 'stop' }
 
 /** dispatch → main. `limits` answers a `limits` message: applied, or why not (HERMES_ERR_* code). */
@@ -150,7 +150,8 @@ export interface WriterData {
 /** workerData of the Piscina process workers */
 export interface ProcessWorkerData {
   readonly ring: SharedArrayBuffer
-  readonly rules: ChannelRule[]
+  /** The channel rules by generation (src/process/rules-board.ts): a reload publishes new secrets there. */
+  readonly rulesBoard: SharedArrayBuffer
   readonly toleranceSeconds: number
   /** Nice increment of each worker thread (src/thread-priority.ts). */
   readonly backgroundNice: number

@@ -10,26 +10,20 @@
  * none of the threads behind the ring, and the ring is there to hold their
  * backlog (bounded; a full ring answers 503). With them one step lower, the
  * front end takes the CPU it needs and they use every cycle it leaves.
- * Nothing is dropped or reordered. Measured on 2 cores (see the commit that
- * introduced it): about 2x the enqueued requests per second.
+ * Nothing is dropped or reordered. Figures: bench/README.md, "Design
+ * measurements".
  *
  * The price: once the ring is full, a flood of clients that ignore
  * Retry-After keeps the HTTP thread busy answering 503 at the higher
- * priority, and the ring drains more slowly: about a third fewer 202s per
- * second than at equal priorities in that storm (2.6k vs 3.9k/s, 800
- * connections). Clients that honour Retry-After never get there, since
+ * priority, and the ring drains more slowly. Clients that honour Retry-After never get there, since
  * answering their 503s takes a small part of a core.
  *
  * In `durable` mode a 202 waits for the workers and the writer, and
  * lowering them made p99 worse; they keep the HTTP thread's priority. No
  * answer waits for dispatch in either mode, and at full load it is a third
  * of the machine (its thread, and the PostgreSQL backends of its claims and
- * write-backs). An earlier session found no clear difference from lowering
- * the thread alone; lowering the thread and its backends by 10 gave durable 1.06-1.24x the requests per
- * second (11 alternating pairs, median 1.14) while delivery during that
- * load fell to 0.75-0.89x. It catches up when the load ends, and a
- * sustained load cannot stop it: at +10 it still got 3.7-5.1k sends/s
- * under full ingest.
+ * write-backs), so both the thread and its backends are lowered; delivery
+ * slows under full ingest and catches up when the load ends.
  *
  * Linux only: there, a nice value belongs to a thread (setpriority() on a
  * thread id), and /proc/thread-self names the caller's thread id. Elsewhere

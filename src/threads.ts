@@ -2,6 +2,9 @@ import { Worker } from 'node:worker_threads'
 import { once } from 'node:events'
 import type { Logger } from './log.js'
 
+/** Stage threads that have exited (a Worker's threadId is not reliably -1 afterwards). */
+const exited = new WeakSet<Worker>()
+
 type Lifecycle = { readonly type: string, readonly code?: string, readonly message?: string }
 
 /**
@@ -11,6 +14,7 @@ type Lifecycle = { readonly type: string, readonly code?: string, readonly messa
  */
 export async function startThread (name: string, file: URL, workerData: unknown, log: Logger, timeoutMs = 30_000): Promise<Worker> {
   const worker = new Worker(file, { workerData })
+  worker.once('exit', () => exited.add(worker))
   worker.on('error', (error) => log.fatal({ err: error, code: 'HERMES_ERR_THREAD', thread: name }, `${name} thread crashed`))
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the ${name} thread was not ready within ${timeoutMs} ms`)), timeoutMs)
@@ -38,10 +42,10 @@ export async function startThread (name: string, file: URL, workerData: unknown,
 
 /** Asks a stage thread to stop (`{type:'stop'}`) and waits for it to exit; terminates it after `timeoutMs`. */
 export async function stopThread (worker: Worker, timeoutMs: number): Promise<void> {
-  if (worker.threadId === -1) return // already exited
-  const exited = once(worker, 'exit')
+  if (exited.has(worker) || worker.threadId === -1) return // already exited
+  const exit = once(worker, 'exit')
   worker.postMessage({ type: 'stop' })
   const timer = setTimeout(() => { void worker.terminate() }, timeoutMs)
-  await exited
+  await exit
   clearTimeout(timer)
 }

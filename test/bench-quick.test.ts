@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawn } from 'node:child_process'
-import { ensureWrk } from '../bench/wrk.js'
+import { ensureWrk } from '../src/harness/wrk.js'
 
 const runScript = fileURLToPath(new URL('../bench/run.js', import.meta.url))
 let wrk: string | false = false

@@ -2,9 +2,9 @@
 // request arrives: no wrk thread sends before every thread has read its requests, and with a
 // rate the requests go out on schedule whatever the connection count.
 import t from 'tap'
-import { ensureWrk, runWrk } from '../bench/wrk.js'
-import { generateRequests } from '../bench/gen-requests.js'
-import { startFakeProvider, type FakeProvider } from './helpers/fake-provider.js'
+import { ensureWrk, runWrk } from '../src/harness/wrk.js'
+import { generateRequests } from '../src/harness/gen-requests.js'
+import { startFakeProvider, type FakeProvider } from '../src/harness/fake-provider.js'
 
 let wrk: string | false = false
 try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.message : String(error) }

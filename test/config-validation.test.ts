@@ -2,6 +2,9 @@
 import t, { type Test } from 'tap'
 import { ConfigError } from '../src/errors.js'
 import { resolveConfig } from '../src/config.js'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 type Json = Record<string, unknown>
 
@@ -39,7 +42,7 @@ function check (t: Test, cases: Case[]): void {
   for (const [what, raw, env, expected] of cases) t.strictSame(problemsOf(raw, env), expected, what)
 }
 
-const topLevelKeys = 'port, host, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, backgroundNice, writer, signature, dispatch, database, channels, providers, logLevel, shutdownTimeoutMs'
+const topLevelKeys = 'port, host, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, backgroundNice, writer, signature, dispatch, database, channels, providers, logLevel, shutdownTimeoutMs, tls'
 const timerRange = 'an integer from 1 to 2147483647'
 
 t.test('the valid baseline has no problems', async (t) => {
@@ -273,4 +276,20 @@ t.test('dispatch lease, poll and nice are validated', async (t) => {
   t.throws(() => resolveConfig({ dispatch: { nice: 'low' } }, {}), { message: /dispatch\.nice must be an integer from 0 to 19/ })
   const ok = resolveConfig({ dispatch: { leaseMs: 1000, pollMs: 50, nice: 0 }, channels: { sms: { provider: 'mock', secrets: ['s'] } }, providers: { mock: { kind: 'mock' } } }, {})
   t.same(ok.dispatch, { leaseMs: 1000, pollMs: 50, nice: 0 })
+})
+
+t.test('tls', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hermes-tls-config-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'cert.pem'), 'certificate')
+  writeFileSync(join(dir, 'key.pem'), 'key')
+  const base = { channels: { sms: { provider: 'mock', secrets: ['s'] } }, providers: { mock: { kind: 'mock' } } }
+  t.same(resolveConfig({ ...base, tls: { certFile: 'cert.pem', keyFile: 'key.pem' } }, {}, dir).tls, { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') }, 'paths resolve against the working directory')
+  t.equal(resolveConfig(base, {}, dir).tls, null, 'no tls: plain HTTP')
+  const problems = (tls: unknown): readonly string[] => {
+    try { resolveConfig({ ...base, tls }, {}, dir); return [] } catch (error) { return (error as ConfigError).problems }
+  }
+  t.same(problems({ certFile: 'cert.pem' }), ['tls.keyFile is required'])
+  t.match(problems({ certFile: 'missing.pem', keyFile: 'key.pem' }), [/^tls\.certFile .*missing\.pem cannot be read: ENOENT/])
+  t.same(problems({ certFile: 'cert.pem', keyFile: 'key.pem', ca: 'x' }), ['tls.ca is not a known key (expected one of: certFile, keyFile)'])
 })

@@ -85,6 +85,7 @@ t.test('a file with only channels and providers gets every default', async (t) =
     },
     logLevel: 'info',
     shutdownTimeoutMs: 15000,
+    tls: null,
     developmentSecret: false
   })
 })

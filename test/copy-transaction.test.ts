@@ -5,8 +5,8 @@
 // session carries on. Each case here runs on a real PostgreSQL.
 import t from 'tap'
 import pg from 'pg'
-import { testDatabase } from './helpers/database.js'
-import { until } from './helpers/wait.js'
+import { testDatabase } from '../src/harness/database.js'
+import { until } from '../src/harness/wait.js'
 import { runCopyTransaction } from '../src/store/copy-transaction.js'
 
 const db = await testDatabase(t)

@@ -8,10 +8,10 @@
 import t from 'tap'
 import pg from 'pg'
 import { SECRET } from './helpers/hermes.js'
-import { testDatabase } from './helpers/database.js'
+import { testDatabase } from '../src/harness/database.js'
 import { spawnHermes, writeConfigFile, type RunningHermes } from './helpers/process.js'
 import { postAll, startLoad, type LoadResult, type Outcome, type Webhook } from './helpers/load.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 import { writerTransaction } from '../src/store/merge-sql.js'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]

@@ -3,9 +3,9 @@
 import t from 'tap'
 import { SECRET } from './helpers/hermes.js'
 import { startLoad } from './helpers/load.js'
-import { testDatabase } from './helpers/database.js'
+import { testDatabase } from '../src/harness/database.js'
 import { spawnHermes, writeConfigFile, type RunningHermes } from './helpers/process.js'
-import { startFakeProvider } from './helpers/fake-provider.js'
+import { startFakeProvider } from '../src/harness/fake-provider.js'
 
 const kConcurrency = 8 // the provider's in-flight cap: the most sends a kill can interrupt
 const kKills = 3

@@ -3,9 +3,9 @@ import t from 'tap'
 import pg from 'pg'
 import { Agent } from 'node:http'
 import { SECRET, send, smsPayload, startTestHermes } from './helpers/hermes.js'
-import { postKeepAlive } from './helpers/keep-alive.js'
-import { testDatabase } from './helpers/database.js'
-import { until } from './helpers/wait.js'
+import { postKeepAlive } from '../src/harness/keep-alive.js'
+import { testDatabase } from '../src/harness/database.js'
+import { until } from '../src/harness/wait.js'
 
 const db = await testDatabase(t, { ownServer: true })
 const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DATABASE_URL is set)'
@@ -34,7 +34,7 @@ const skip = db.embedded ? false : 'needs an embedded PostgreSQL it can stop (DA
       const answer = await postKeepAlive(agent, h.hermes.port, JSON.stringify(smsPayload()), SECRET, 5000)
       t.equal(answer.code, 'HERMES_ERR_DATABASE_UNAVAILABLE', `keep-alive request ${i + 1} refused with 503`)
     }
-    t.equal(sockets.size, 1, 'all three on one connection (a refusal no longer closes it)')
+    t.equal(sockets.size, 1, 'all three on one connection (a refusal does not close it)')
 
     await db.start()
     await until('/readyz to report 200 again', 20_000, async () => (await send('GET', `${h.base}/readyz`)).status === 200 ? true : undefined)

@@ -3,9 +3,9 @@
 // claim of the one or two rows it lacks (a statement per commit, for a few messages a second):
 // it claims once at least half its target is missing.
 import t from 'tap'
-import { startFakeProvider } from './helpers/fake-provider.js'
+import { startFakeProvider } from '../src/harness/fake-provider.js'
 import { metric, smsPayload, startTestHermes } from './helpers/hermes.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 
 const fake = await startFakeProvider(t)
 

@@ -2,7 +2,7 @@
 // connections open) than the cap, and the cap is used. How long the rounds take is pinned on a fake clock in
 // test/lane-core.test.ts.
 import t from 'tap'
-import { dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
+import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 
 const fake = await startFakeProvider(t)
 fake.respond(() => ({ delayMs: 150 }))

@@ -2,7 +2,7 @@
 // re-claimed meanwhile must be stored with the newer lease, even when the write returns before the
 // claim's rows reach adopt(); an outcome whose message someone else claimed must not overwrite it.
 import t, { type Test } from 'tap'
-import { dispatchFixture } from './helpers/fake-provider.js'
+import { dispatchFixture } from '../src/harness/fake-provider.js'
 import { DbSession } from '../src/dispatch/db-session.js'
 import { StatusWriter, type Entry } from '../src/dispatch/status-writer.js'
 import { claimSql, type ClaimedRow } from '../src/dispatch/dispatch-sql.js'

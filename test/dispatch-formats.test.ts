@@ -2,7 +2,7 @@
 import t from 'tap'
 import { resolveConfig, type ProviderConfig } from '../src/config.js'
 import { createProviderClient, type OutboundMessage } from '../src/dispatch/providers/index.js'
-import { startFakeProvider } from './helpers/fake-provider.js'
+import { startFakeProvider } from '../src/harness/fake-provider.js'
 
 const fake = await startFakeProvider(t)
 

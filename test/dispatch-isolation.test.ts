@@ -2,7 +2,7 @@
 // what it can use. This checks the wiring (two providers, one dispatcher, one claim session, real HTTP); how soon the
 // healthy provider delivers is pinned on a fake clock in test/lane-core.test.ts.
 import t from 'tap'
-import { dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
+import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 
 const slow = await startFakeProvider(t)
 const healthy = await startFakeProvider(t)

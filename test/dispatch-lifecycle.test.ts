@@ -1,6 +1,6 @@
 // The dispatcher's life: a wake delivers at once (no poll wait), stop() lets sends in flight finish and gives unsent claims back, and a stop that cannot wait gives the stragglers back too.
 import t from 'tap'
-import { dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
+import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 
 const fake = await startFakeProvider(t)
 const fx = await dispatchFixture(t, {

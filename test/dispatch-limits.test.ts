@@ -6,9 +6,9 @@ import t from 'tap'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { DispatchData, FromDispatch } from '../src/messages.js'
-import { dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
+import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 import { startTestHermes } from './helpers/hermes.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 
 const fast = { perSecond: 1000, burst: 100 }
 const fake = await startFakeProvider(t)

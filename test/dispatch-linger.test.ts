@@ -1,9 +1,8 @@
 // Outcomes wait a little for company before they are written (status-writer.ts, lingerMs): a
-// provider held to its rate finishes its sends one at a time, and a commit per message kept the
-// write session's backend busy (10.8% of a core at 100/s). An outcome that keeps queued work from
-// its provider's last concurrency slot is written at once (flush(), asked for by the dispatch core).
+// provider held to its rate finishes its sends one at a time, and a commit per message is costly.
+// An outcome that keeps queued work from its provider's last concurrency slot is written at once.
 import t from 'tap'
-import { dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
+import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 import { DbSession } from '../src/dispatch/db-session.js'
 import { StatusWriter, type Entry } from '../src/dispatch/status-writer.js'
 import { claimSql, type ClaimedRow } from '../src/dispatch/dispatch-sql.js'

@@ -3,7 +3,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { DispatchData, FromDispatch, ToDispatch } from '../src/messages.js'
-import { dispatchFixture, startFakeProvider, type DispatchFixture } from './helpers/fake-provider.js'
+import { dispatchFixture, startFakeProvider, type DispatchFixture } from '../src/harness/fake-provider.js'
 
 const fake = await startFakeProvider(t)
 const fx = await dispatchFixture(t, {

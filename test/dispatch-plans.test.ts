@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { claimSql } from '../src/dispatch/dispatch-sql.js'
 import { openClaimSession } from '../src/dispatch/db-session.js'
 import { createLogger } from '../src/log.js'
-import { dispatchFixture } from './helpers/fake-provider.js'
+import { dispatchFixture } from '../src/harness/fake-provider.js'
 
 const fx = await dispatchFixture(t, { channels: { sms: { provider: 'mock' } }, providers: { mock: { kind: 'mock' } } })
 for (let i = 0; i < 4; i++) await fx.insert('sms', 10_000)

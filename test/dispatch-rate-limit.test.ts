@@ -2,7 +2,7 @@
 // of arrivals sees more than 25 requests (jitter on the way can only spread them), and every message arrives exactly
 // once. That the limit is used, not undershot, is pinned on a fake clock in test/lane-core.test.ts.
 import t from 'tap'
-import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
+import { busiestWindow, dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 
 const fake = await startFakeProvider(t)
 const fx = await dispatchFixture(t, {

@@ -4,8 +4,8 @@
 import t from 'tap'
 import pg from 'pg'
 import { redispatch } from '../src/dispatch/redispatch.js'
-import { dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
-import { until } from './helpers/wait.js'
+import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
+import { until } from '../src/harness/wait.js'
 
 const fake = await startFakeProvider(t)
 const fx = await dispatchFixture(t, {

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import { claimSql } from '../src/dispatch/dispatch-sql.js'
 import { openClaimSession } from '../src/dispatch/db-session.js'
 import { createLogger } from '../src/log.js'
-import { dispatchFixture } from './helpers/fake-provider.js'
+import { dispatchFixture } from '../src/harness/fake-provider.js'
 
 const kBacklog = 30_000
 const kClaim = 64

@@ -1,7 +1,7 @@
 // What a durable 202 promises: the message, its parties, conversation and attachments are committed when it arrives.
 import t from 'tap'
 import { smsPayload, startTestHermes } from './helpers/hermes.js'
-import { standardSignature } from './helpers/sign.js'
+import { standardSignature } from '../src/harness/sign.js'
 
 const h = await startTestHermes(t)
 

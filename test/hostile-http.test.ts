@@ -2,7 +2,7 @@
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
 import { smsPayload, startTestHermes } from './helpers/hermes.js'
-import { seedSignature } from './helpers/sign.js'
+import { seedSignature } from '../src/harness/sign.js'
 
 const h = await startTestHermes(t)
 

@@ -3,7 +3,7 @@ import t from 'tap'
 import { request } from 'node:http'
 import { connect } from 'node:net'
 import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
-import { seedSignature } from './helpers/sign.js'
+import { seedSignature } from '../src/harness/sign.js'
 
 const h = await startTestHermes(t, { maxBodyBytes: 2048 })
 

@@ -1,8 +1,8 @@
 // Logs: one JSON object per line, a start and a stop summary, and never a secret or a webhook body.
 import t from 'tap'
 import { send } from './helpers/hermes.js'
-import { seedSignature } from './helpers/sign.js'
-import { testDatabase } from './helpers/database.js'
+import { seedSignature } from '../src/harness/sign.js'
+import { testDatabase } from '../src/harness/database.js'
 import { spawnHermes, writeConfigFile } from './helpers/process.js'
 
 t.test('logs are JSON lines without secrets or bodies, at debug level too', async (t) => {

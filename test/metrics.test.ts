@@ -1,7 +1,7 @@
 // GET /metrics: after a known load, the counters scraped equal what happened, from every thread.
 import t from 'tap'
 import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
-import { seedSignature } from './helpers/sign.js'
+import { seedSignature } from '../src/harness/sign.js'
 
 function parse (text: string): Map<string, number> {
   const samples = new Map<string, number>()
@@ -82,8 +82,9 @@ t.test('every thread reports its event-loop utilisation, and process defaults ar
   // Workers report time spent on tasks (an idle Piscina worker blocks in Atomics.wait, so its own ELU means nothing).
   const busy = (m.get('hermes_worker_busy_seconds_total{thread="worker-0"}') ?? 0) + (m.get('hermes_worker_busy_seconds_total{thread="worker-1"}') ?? 0)
   t.ok(busy > 0, `the workers count their busy time (${busy.toFixed(4)} s so far)`)
-  t.ok(m.has('hermes_process_resident_memory_bytes'))
-  t.ok(m.has('hermes_nodejs_heap_size_used_bytes'))
+  t.ok(m.has('process_resident_memory_bytes'), 'prom-client defaults keep their standard names, so stock dashboards work')
+  t.ok(m.has('nodejs_heap_size_used_bytes'))
+  t.notOk([...m.keys()].some((k) => k.startsWith('hermes_process_') || k.startsWith('hermes_nodejs_')), 'and are not renamed under hermes_')
 })
 
 t.test('a scrape during load answers without waiting on the pipeline', async (t) => {

@@ -5,10 +5,10 @@ import t from 'tap'
 import { Agent } from 'node:http'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { send, SECRET } from './helpers/hermes.js'
-import { postKeepAlive, refusalProblem } from './helpers/keep-alive.js'
-import { testDatabase } from './helpers/database.js'
+import { postKeepAlive, refusalProblem } from '../src/harness/keep-alive.js'
+import { testDatabase } from '../src/harness/database.js'
 import { spawnHermes, writeConfigFile } from './helpers/process.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 
 const kClients = 64
 const kAckTimeoutMs = 3000

@@ -2,11 +2,11 @@
 // the p99 of accepted requests stays bounded, every 202 is stored once, and the process does not crash.
 import t from 'tap'
 import { send, SECRET } from './helpers/hermes.js'
-import { testDatabase } from './helpers/database.js'
+import { testDatabase } from '../src/harness/database.js'
 import { spawnHermes, writeConfigFile } from './helpers/process.js'
-import { describeOverload, kOverloadRingMessages, overloadConfig, quantile, ringDrains, ringUsedMessages, runOverload } from './helpers/overload.js'
-import { seedSignature } from './helpers/sign.js'
-import { until } from './helpers/wait.js'
+import { describeOverload, kOverloadRingMessages, overloadConfig, quantile, ringDrains, ringUsedMessages, runOverload } from '../src/harness/overload.js'
+import { seedSignature } from '../src/harness/sign.js'
+import { until } from '../src/harness/wait.js'
 
 const kLanes = 300
 const kWarmupSeconds = 5

@@ -10,10 +10,10 @@ import { once } from 'node:events'
 import pg from 'pg'
 import { startHermes } from '../src/hermes.js'
 import { createLogger } from '../src/log.js'
-import { testDatabase, type TestDatabase } from './helpers/database.js'
-import { freePort } from './helpers/free-port.js'
+import { testDatabase, type TestDatabase } from '../src/harness/database.js'
+import { freePort } from '../src/harness/free-port.js'
 import { smsPayload, startTestHermes, testConfig } from './helpers/hermes.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 
 const pgbouncerBin = '/usr/sbin/pgbouncer'
 interface Teardown { teardown (fn: () => unknown): void }

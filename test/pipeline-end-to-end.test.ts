@@ -1,9 +1,9 @@
 // The whole pipeline: a signed webhook is stored, answered 202, and delivered through its channel's provider.
 import t from 'tap'
 import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
-import { startFakeProvider } from './helpers/fake-provider.js'
+import { startFakeProvider } from '../src/harness/fake-provider.js'
 import { spawnHermes, writeConfigFile } from './helpers/process.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 
 const fake = await startFakeProvider(t)
 const h = await startTestHermes(t, {

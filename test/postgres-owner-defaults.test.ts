@@ -4,9 +4,9 @@
 import t from 'tap'
 import pg from 'pg'
 import { openSession, sessionProfiles } from '../src/store/session.js'
-import { testDatabase } from './helpers/database.js'
+import { testDatabase } from '../src/harness/database.js'
 import { smsPayload, startTestHermes } from './helpers/hermes.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 
 const db = await testDatabase(t)
 const name = new URL(db.url).pathname.slice(1)

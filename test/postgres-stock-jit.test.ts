@@ -5,10 +5,10 @@ import t from 'tap'
 import pg from 'pg'
 import { redispatchCommand } from '../src/cli/redispatch-command.js'
 import { createLogger } from '../src/log.js'
-import { testDatabase } from './helpers/database.js'
+import { testDatabase } from '../src/harness/database.js'
 import { metric, smsPayload, startTestHermes } from './helpers/hermes.js'
-import { serverAvailable } from './helpers/postgres-server.js'
-import { until } from './helpers/wait.js'
+import { serverAvailable } from '../src/harness/postgres-server.js'
+import { until } from '../src/harness/wait.js'
 
 if (!serverAvailable('debian-15')) {
   t.plan(0, 'needs Debian\'s postgresql-15 (apt-get install -y postgresql-15; .ci/run installs it)')
@@ -52,7 +52,7 @@ if (!serverAvailable('debian-15')) {
       return Number(rows[0]!.n) === payloads.length ? true : undefined
     })
     await until('the dispatch gauges to be read', 10_000, async () => await metric(h.base, 'hermes_dispatch_backlog{provider="mock"}') === 0 ? true : undefined)
-    t.equal(await redispatchCommand(['--status', 'failed'], h.config, createLogger('silent')), 0, 'the redispatch command runs as the same role')
+    t.equal(await redispatchCommand({ status: 'failed' }, h.config, createLogger('silent')), 0, 'the redispatch command runs as the same role')
     await h.hermes.stop()
 
     const { rows } = await admin.query<{ query: string, calls: string, jit_functions: string }>(

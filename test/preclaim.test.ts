@@ -5,10 +5,10 @@
 import t from 'tap'
 import { creditSlotOf, CreditLedger } from '../src/preclaim-credit.js'
 import { Preclaimer } from '../src/store/preclaim-batch.js'
-import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
+import { busiestWindow, dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 import { metric, smsPayload, startTestHermes, type TestHermes } from './helpers/hermes.js'
 import { postAll, type Webhook } from './helpers/load.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 
 const fake = await startFakeProvider(t)
 

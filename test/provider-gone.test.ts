@@ -1,8 +1,8 @@
 // The provider disappears for a minute (connections refused), then comes back on the same port: every message stored meanwhile is delivered exactly once, the rate limit holds through the recovery burst, and /metrics shows the retries.
 import t from 'tap'
-import { busiestWindow, startFakeProvider } from './helpers/fake-provider.js'
+import { busiestWindow, startFakeProvider } from '../src/harness/fake-provider.js'
 import { SECRET, send, startTestHermes } from './helpers/hermes.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 
 /** How long the provider is gone: the "a minute". */
 const kOutageMs = 60_000

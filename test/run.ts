@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { isServerKind, serverAvailable, startPostgresServer, type ServerKind } from './helpers/postgres-server.js'
+import { isServerKind, serverAvailable, startPostgresServer, type ServerKind } from '../src/harness/postgres-server.js'
 
 /** Store, idempotency, dispatch claims and outcomes, crash phases and outage: they run again on the stock server. */
 const stockFiles = [

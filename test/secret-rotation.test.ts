@@ -4,8 +4,8 @@ import t from 'tap'
 import { createLogger } from '../src/log.js'
 import { startHermes } from '../src/hermes.js'
 import { send, smsPayload, testConfig } from './helpers/hermes.js'
-import { seedSignature } from './helpers/sign.js'
-import { testDatabase } from './helpers/database.js'
+import { seedSignature } from '../src/harness/sign.js'
+import { testDatabase } from '../src/harness/database.js'
 
 async function post (port: number, secret: string): Promise<number> {
   const body = JSON.stringify(smsPayload())

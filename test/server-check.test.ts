@@ -3,7 +3,7 @@ import t from 'tap'
 import type pg from 'pg'
 import { checkServerVersion } from '../src/store/server-check.js'
 import { openSession, sessionProfiles } from '../src/store/session.js'
-import { testDatabase } from './helpers/database.js'
+import { testDatabase } from '../src/harness/database.js'
 
 /** A client whose server says it is `version` (no PostgreSQL older than 14 ships as an npm package to start). */
 function serverOf (num: string, version: string): pg.Client {

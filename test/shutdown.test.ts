@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { send, smsPayload, SECRET } from './helpers/hermes.js'
-import { seedSignature } from './helpers/sign.js'
-import { freePort, testDatabase } from './helpers/database.js'
+import { seedSignature } from '../src/harness/sign.js'
+import { freePort, testDatabase } from '../src/harness/database.js'
 import { spawnHermes, writeConfigFile } from './helpers/process.js'
 
 function writeConfig (dir: string, extra: Record<string, unknown>): string {

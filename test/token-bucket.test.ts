@@ -4,7 +4,7 @@
 import t from 'tap'
 import { TokenBucket } from '../src/dispatch/token-bucket.js'
 import { StartWindow, kGuardMs } from '../src/dispatch/start-window.js'
-import { busiestWindow } from './helpers/fake-provider.js'
+import { busiestWindow } from '../src/harness/fake-provider.js'
 
 function fakeClock (): { now: () => number; advance: (ms: number) => void } {
   let time = 1000

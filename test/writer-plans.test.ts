@@ -4,7 +4,7 @@
 import t from 'tap'
 import { postAll, type Webhook } from './helpers/load.js'
 import { startTestHermes, smsPayload } from './helpers/hermes.js'
-import { until } from './helpers/wait.js'
+import { until } from '../src/harness/wait.js'
 
 const h = await startTestHermes(t)
 const db = h.db

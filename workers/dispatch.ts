@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import type { DispatchData, FromDispatch, ToDispatch } from '../src/messages.js'
+import type { ProviderConfig } from '../src/config.js'
 import { createDispatcher } from '../src/dispatch/dispatcher.js'
 import { createLogger } from '../src/log.js'
 import { openMetrics } from '../src/metrics/thread-metrics.js'
@@ -20,6 +21,21 @@ log.debug({ priority }, 'dispatch: thread priority')
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 if (metrics !== undefined) reportEventLoopUtilization(metrics, 'dispatch')
 const dispatcher = createDispatcher(data, log, metrics)
+const providers = new Map(data.providers.map((p) => [p.name, p]))
+
+/** Applies what a reload changed per provider: limits through updateProviderLimits, credentials through a new client. */
+function reload (next: readonly ProviderConfig[]): void {
+  for (const provider of next) {
+    const running = providers.get(provider.name)
+    if (running === undefined) continue // a new provider needs a restart; the main thread refuses it
+    if (running.concurrency !== provider.concurrency || running.rateLimit.perSecond !== provider.rateLimit.perSecond || running.rateLimit.burst !== provider.rateLimit.burst) {
+      dispatcher.updateProviderLimits(provider.name, { rateLimit: provider.rateLimit, concurrency: provider.concurrency })
+    }
+    const credentials = (p: ProviderConfig): string => JSON.stringify({ ...p, rateLimit: null, concurrency: null })
+    if (credentials(running) !== credentials(provider)) dispatcher.updateProviderCredentials(provider)
+    providers.set(provider.name, provider)
+  }
+}
 
 port.on('message', (message: ToDispatch) => {
   if (message.type === 'wake') dispatcher.wake()
@@ -32,6 +48,7 @@ port.on('message', (message: ToDispatch) => {
       post({ type: 'limits', provider: message.provider, ok: false, code: (error as { code?: string }).code ?? 'HERMES_ERR_PROVIDER_LIMITS', message: errorMessage(error) })
     }
   }
+  else if (message.type === 'reload') reload(message.providers)
   else if (message.type === 'stop') {
     dispatcher.stop().then(
       () => { post({ type: 'stopped' }); port.close() },

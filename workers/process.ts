@@ -6,12 +6,14 @@ import { move, transferableSymbol, valueSymbol, workerData } from 'piscina'
 import { IngressRing } from '../src/ingest/ring-buffer.js'
 import type { ProcessResult, ProcessTask, ProcessWorkerData } from '../src/messages.js'
 import { processRange } from '../src/process/process-range.js'
+import { RulesBoard } from '../src/process/rules-board.js'
 import { openMetrics } from '../src/metrics/thread-metrics.js'
 import { lowerThreadPriority } from '../src/thread-priority.js'
 
 const data = workerData as ProcessWorkerData
 lowerThreadPriority(data.backgroundNice)
 const ring = IngressRing.attach(data.ring)
+const rules = RulesBoard.attach(data.rulesBoard)
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 /** This thread's number in start order; replacements of dead threads get new numbers. */
 export const threadIndex = Atomics.add(data.workerSeq, 0, 1)
@@ -20,7 +22,7 @@ export const threadIndex = Atomics.add(data.workerSeq, 0, 1)
 const busy = metrics?.slot('hermes_worker_busy_seconds_total', [`worker-${threadIndex % data.metrics!.spec.workers}`])
 
 export default function process (task: ProcessTask): unknown {
-  const result: ProcessResult = processRange(ring, data.rules, data.toleranceSeconds, task)
+  const result: ProcessResult = processRange(ring, rules.read(task.generation), data.toleranceSeconds, task)
   if (metrics !== undefined && task.count > 0) {
     metrics.inc('hermes_worker_records_total', ['accepted'], result.acceptedSlots.length)
     metrics.inc('hermes_worker_records_total', ['rejected'], result.rejected.length)

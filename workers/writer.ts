@@ -35,7 +35,7 @@ port.on('message', (message: ToWriter) => {
 })
 
 loop.run().then(
-  () => { port.postMessage({ type: 'stopped' }); port.close() },
+  () => { port.close() },
   (error: unknown) => {
     port.postMessage({ type: 'fatal', code: 'HERMES_ERR_WRITER', message: error instanceof Error ? error.message : String(error) })
     process.exit(1)

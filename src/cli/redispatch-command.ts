@@ -5,10 +5,29 @@ import { redispatch } from '../dispatch/redispatch.js'
 import { embeddedUrl, startEmbeddedPostgres } from '../store/embedded-postgres.js'
 import { openSession, sessionProfiles } from '../store/session.js'
 
-/** `hermes redispatch --status failed [--provider NAME]`: puts dead letters back in the dispatch queue. */
-export async function redispatchCommand (args: readonly string[], config: HermesConfig, log: Logger): Promise<number> {
-  const status = flag(args, '--status') ?? 'failed'
-  const provider = flag(args, '--provider')
+/** The redispatch command's options, for node:util parseArgs (src/main.ts). */
+export const redispatchOptions = {
+  status: { type: 'string' },
+  provider: { type: 'string' }
+} as const
+
+export const redispatchHelp = `Usage: hermes [--config FILE] redispatch --status failed [--provider NAME]
+
+Puts dead letters (messages whose dispatch failed for good) back in the
+dispatch queue: attempts reset, due now. A running Hermes picks them up at its
+next poll; without one they wait for the next start.
+
+Options:
+  --status failed     which messages (only "failed": replaying other states would deliver twice)
+  --provider NAME     only this provider's messages (default: every provider)
+  -c, --config FILE   the configuration naming the database
+  -h, --help          this help
+`
+
+/** `hermes redispatch --status failed [--provider NAME]`: puts dead letters back in the dispatch queue. A TypeError means a bad option. */
+export async function redispatchCommand (options: { status?: string | undefined, provider?: string | undefined }, config: HermesConfig, log: Logger): Promise<number> {
+  const status = options.status ?? 'failed'
+  const provider = options.provider
   if (status !== 'failed') throw new TypeError(`--status must be "failed" (replaying other states would deliver twice), got ${JSON.stringify(status)}`)
   const { url, stop } = await database(config, log)
   try {
@@ -24,13 +43,6 @@ export async function redispatchCommand (args: readonly string[], config: Hermes
   } finally {
     await stop()
   }
-}
-
-function flag (args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(name)
-  if (i >= 0) return args[i + 1]
-  const inline = args.find((a) => a.startsWith(`${name}=`))
-  return inline?.slice(name.length + 1)
 }
 
 /** The configured database; for the embedded one, the running instance's server if there is one, else a short-lived one. */

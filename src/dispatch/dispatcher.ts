@@ -97,7 +97,8 @@ interface Lane {
   readonly name: string
   readonly kind: string
   readonly core: LaneCore
-  readonly client: ProviderClient
+  /** Replaced when a reload brings new credentials. */
+  client: ProviderClient
   readonly channelIds: readonly number[]
   readonly leaseMs: number
   readonly stats: LaneStats
@@ -215,6 +216,19 @@ export class Dispatcher {
   async stop (): Promise<void> {
     this.stopping ??= this.close()
     await this.stopping
+  }
+
+  /**
+   * A reloaded provider's credentials (SIGHUP): sends from now on go through
+   * a client built from them; the old client closes once its sends can have ended.
+   */
+  updateProviderCredentials (config: ProviderConfig): void {
+    const lane = this.laneByName.get(config.name)
+    if (lane === undefined) return
+    const old = lane.client
+    lane.client = createProviderClient({ ...config, concurrency: lane.core.limits.concurrency })
+    setTimeout(() => old.close(), config.timeoutMs + 1000).unref()
+    this.log.info({ provider: config.name }, 'dispatch: provider credentials updated')
   }
 
   /** Counts per provider since start (for metrics and logs). */

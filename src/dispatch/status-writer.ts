@@ -4,9 +4,8 @@
  * commit), so the database sees one round trip per batch, never one per
  * message. When nothing waits for them, outcomes also linger (lingerMs)
  * for company: a provider held to its rate finishes its sends one at a
- * time, and writing each at once cost a commit per message (8.5-10.8% of
- * a core in the write session's backend at 100/s; a synchronous commit's
- * WAL flush costs ~150 us of CPU here besides the wait). A lane whose
+ * time, and writing each at once would cost a commit per message (figures:
+ * bench/README.md, "Design measurements"). A lane whose
  * slots are all held by unstored outcomes, with work queued behind them,
  * asks for a write at once (flush()).
  *

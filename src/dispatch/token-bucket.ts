@@ -87,6 +87,20 @@ export class TokenBucket {
     this.last = until // refill() never counts time before `last`, so nothing accrues during the pause
   }
 
+  /**
+   * A bucket at a new rate and burst that keeps this one's tokens (at most
+   * the new burst) and pause, so a reload never hands out a fresh burst.
+   */
+  withLimits (perSecond: number, burst: number): TokenBucket {
+    const next = new TokenBucket(perSecond, burst, this.now)
+    const t = this.now()
+    if (t >= this.pausedUntil) this.refill(t)
+    next.tokens = Math.min(burst, this.tokens)
+    next.last = Math.max(t, this.last)
+    next.pausedUntil = this.pausedUntil
+    return next
+  }
+
   /** How many ms the bucket stays paused (0 when it is not). */
   pausedFor (): number {
     return Math.max(0, Math.ceil(this.pausedUntil - this.now()))

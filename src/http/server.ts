@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js'
 import { Rejection } from '../errors.js'
 import { sendError, sendJson, type ErrorAnswer } from './answers.js'
@@ -37,18 +38,79 @@ export interface HttpServerOptions {
   readonly meter: HttpMeter
   /** The Prometheus text exposition for GET /metrics. */
   readonly scrape: () => Promise<{ contentType: string, body: string }>
+  /** Serve HTTPS with these PEM files (uWebSockets.js' SSLApp); absent or null: plain HTTP. */
+  readonly tls?: { readonly certFile: string, readonly keyFile: string } | null
 }
 
 export interface HttpServer {
   readonly port: number
   /** Stops accepting connections; requests already in progress are still answered. */
   stopListening (): void
+  /**
+   * Re-reads the TLS files: a new SSL app with the new certificate listens
+   * on the same port (SO_REUSEPORT), then the old listener closes; uWS cannot
+   * swap the certificate of a running app. Connections already open keep the old certificate until
+   * they close. Rejects, keeping the old certificate, when the files do not load.
+   */
+  reloadTls (tls: { readonly certFile: string, readonly keyFile: string }): Promise<void>
 }
 
 /** The front end: routes, the streamed body limit, and nothing slower than a ring write. */
 export async function startHttpServer (options: HttpServerOptions): Promise<HttpServer> {
   const uws = loadNativeUws()
-  const app: TemplatedApp = uws.App()
+  const tls = options.tls ?? null
+  // uWS listens with SO_REUSEPORT, so a renewed certificate's app can listen beside the old one
+  // before it closes. Linux does not share a port the kernel picked (port 0), so with TLS an
+  // ephemeral port is picked first and then listened on by number.
+  let port = options.port
+  if (tls !== null && port === 0) {
+    const probe = await listen(uws.App(), options.host, 0)
+    port = uws.us_socket_local_port(probe as never)
+    uws.us_listen_socket_close(probe)
+  }
+  let socket = await listen(routedApp(uws, options, tls), options.host, port)
+  port = uws.us_socket_local_port(socket as never)
+  let listening = true
+  return {
+    port,
+    stopListening: () => {
+      if (listening) uws.us_listen_socket_close(socket)
+      listening = false
+    },
+    reloadTls: async (files) => {
+      if (tls === null) throw new Error('TLS is off; turning it on needs a restart')
+      const app = routedApp(uws, options, files) // throws when the files do not load
+      if (!listening) return
+      const next = await listen(app, options.host, port)
+      const old = socket
+      socket = next
+      uws.us_listen_socket_close(old)
+    }
+  }
+}
+
+async function listen (app: TemplatedApp, host: string, port: number): Promise<us_listen_socket> {
+  return await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(host, port, (listenSocket) => {
+      if (listenSocket === false) reject(new Error(`could not listen on ${host}:${port} (port in use?)`))
+      else resolve(listenSocket)
+    })
+  })
+}
+
+/** An app (SSL when `tls` is given) with every route. */
+function routedApp (uws: ReturnType<typeof loadNativeUws>, options: HttpServerOptions, tls: { readonly certFile: string, readonly keyFile: string } | null): TemplatedApp {
+  let app: TemplatedApp
+  if (tls === null) app = uws.App()
+  else {
+    // uWS reads the files itself and throws a bare error when they do not load; say which.
+    for (const file of [tls.certFile, tls.keyFile]) readFileSync(file)
+    try {
+      app = uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile })
+    } catch (error) {
+      throw new Error(`TLS certificate ${tls.certFile} or key ${tls.keyFile} does not load: ${error instanceof Error ? error.message : String(error)}`)
+    }
+  }
   const channelIndex = new Map(options.channels.map((name, index) => [name, index]))
 
   const { meter } = options
@@ -70,7 +132,7 @@ export async function startHttpServer (options: HttpServerOptions): Promise<Http
       meter.answered(null, 200)
       sendJson(res, 200, requestId, '{"status":"ready"}')
     } else {
-      refuse(res, requestId, { status: 503, code: 'HERMES_ERR_NOT_READY', message: 'not ready: database, workers or writer down, or draining', retryAfterSeconds: 1 })
+      refuse(res, requestId, { ...Rejection.notReady, message: 'not ready: database, workers, writer or dispatch down, or draining', retryAfterSeconds: 1 })
     }
   })
   app.get('/metrics', (res, req) => {
@@ -96,20 +158,7 @@ export async function startHttpServer (options: HttpServerOptions): Promise<Http
     refuse(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.notFound, message: `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}` })
   })
 
-  const socket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(options.host, options.port, (listenSocket) => {
-      if (listenSocket === false) reject(new Error(`could not listen on ${options.host}:${options.port} (port in use?)`))
-      else resolve(listenSocket)
-    })
-  })
-  let listening = true
-  return {
-    port: uws.us_socket_local_port(socket as never),
-    stopListening: () => {
-      if (listening) uws.us_listen_socket_close(socket)
-      listening = false
-    }
-  }
+  return app
 }
 
 function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServerOptions, channelIndex: Map<string, number>): void {

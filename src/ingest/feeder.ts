@@ -5,6 +5,7 @@ import type { IngressRing } from './ring-buffer.js'
 interface Range {
   readonly end: number
   readonly count: number
+  readonly generation: number
   done: boolean
 }
 
@@ -22,6 +23,8 @@ export interface FeederOptions {
   readonly onFailure: (slots: number[], error: unknown) => void
   /** A range failed once and is being processed again (its worker died or threw). */
   readonly onRetry?: (error: unknown) => void
+  /** The channel rules' generation new ranges are verified with (src/process/rules-board.ts); 0 when absent. */
+  readonly generation?: () => number
 }
 
 /**
@@ -44,6 +47,11 @@ export class Feeder {
   get recordsWaiting (): number { return this.undispatched }
   get idle (): boolean { return this.undispatched === 0 && this.inFlight === 0 }
 
+  /** Whether a range handed out under a rules generation older than `generation` is still being processed. */
+  inFlightBefore (generation: number): boolean {
+    return this.ranges.some((range) => !range.done && range.generation < generation)
+  }
+
   /** Called after each successful ring write; dispatch happens once per event-loop turn, so ranges fill up under load. */
   written (): void {
     this.undispatched++
@@ -61,9 +69,10 @@ export class Feeder {
       const end = ring.skip(offset, count)
       this.dispatchOffset = end
       this.undispatched -= count
-      const range: Range = { end, count, done: false }
+      const generation = this.options.generation?.() ?? 0
+      const range: Range = { end, count, generation, done: false }
       this.ranges.push(range)
-      this.run({ offset, count }, range, true)
+      this.run({ offset, count, generation }, range, true)
     }
   }
 

@@ -12,7 +12,7 @@ export interface MetricsSpec {
 export const httpStatuses = ['200', '202', '400', '401', '404', '405', '413', '422', '500', '503'] as const
 export const unavailableCauses = ['buffer_full', 'database_down', 'draining', 'ack_timeout'] as const
 /** Error codes of answers that refuse a webhook for what it is (4xx) or fail it (500). */
-export const rejectionCodes: readonly string[] = [...new Set(Object.values(Rejection).filter((r) => r.status <= 500).map((r) => r.code)), 'HERMES_ERR_STORE_REFUSED']
+export const rejectionCodes: readonly string[] = [...new Set(Object.values(Rejection).filter((r) => r.status <= 500).map((r) => r.code))]
 const seconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 export function threadNames (workers: number): string[] {
@@ -57,7 +57,9 @@ export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
     { name: 'hermes_dispatch_dead_letters', help: 'Messages that failed for good (dead letters), per provider', type: 'gauge', labels: [['provider', spec.providers]] },
     { name: 'hermes_dispatch_rate_limit_wait_seconds_total', help: 'Time sends waited for a token of the provider bucket', type: 'counter', labels: [['provider', spec.providers]], scale: 1e6 },
     { name: 'hermes_dispatch_end_to_end_seconds', help: 'Time from receipt of the webhook to the provider accepting the message', type: 'histogram', buckets: [...seconds, 30, 60, 300], scale: 1e6 },
-    { name: 'hermes_event_loop_utilization', help: 'Share of the last second each thread spent running (not idle)', type: 'gauge', labels: [['thread', threadNames(spec.workers)]], scale: 1e6 }
+    { name: 'hermes_event_loop_utilization', help: 'Share of the last second each thread spent running (not idle)', type: 'gauge', labels: [['thread', threadNames(spec.workers)]], scale: 1e6 },
+    { name: 'hermes_threads_up', help: '1 while the stage thread runs; 0 once it died (the process then exits for a restart)', type: 'gauge', labels: [['thread', ['writer', 'dispatch']]] },
+    { name: 'hermes_config_reloads_total', help: 'SIGHUP configuration reloads, by result: applied or refused (the running configuration stayed)', type: 'counter', labels: [['result', ['applied', 'refused']]] }
   ]
 }
 

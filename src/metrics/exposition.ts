@@ -10,13 +10,14 @@ export interface ScrapeGauge {
 interface Sample { metricName?: string, labels: Record<string, string | number>, value: number }
 
 /**
- * The prom-client registry behind GET /metrics: process defaults, every
+ * The prom-client registry behind GET /metrics: prom-client's defaults under
+ * their standard names (process_*, nodejs_*, so stock dashboards work), every
  * shared-memory metric (read in place at scrape time) and gauges computed
  * at scrape time (ring occupancy, writer queue).
  */
 export function createRegistry (metrics: SharedMetrics, gauges: readonly ScrapeGauge[]): Registry {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'hermes_' })
+  collectDefaultMetrics({ register: registry })
   for (const p of metrics.layout.placed.values()) {
     const { name, help, type, labels = [], buckets = [], scale = 1 } = p.definition
     const names = labels.map(([label]) => label)

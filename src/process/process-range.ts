@@ -1,5 +1,6 @@
 import type { IngressRing } from '../ingest/ring-buffer.js'
 import type { ProcessResult, ProcessTask, RecordRejection } from '../messages.js'
+import { Rejection } from '../errors.js'
 import { processWebhook } from './process-webhook.js'
 import type { ChannelRule } from './types.js'
 
@@ -23,7 +24,7 @@ export function processRange (ring: IngressRing, rules: readonly ChannelRule[], 
     offset = record.nextOffset
     const channel = rules[record.channelIndex]
     if (channel === undefined) {
-      rejected.push({ slot: record.slot, channel: '', status: 500, code: 'HERMES_ERR_INTERNAL', message: 'record names an unknown channel index' })
+      rejected.push({ slot: record.slot, channel: '', ...Rejection.internal, message: 'record names an unknown channel index' })
       continue
     }
     const verdict = processWebhook({ ...record, channel }, { toleranceSeconds, nowMs })

@@ -16,7 +16,7 @@
  * and sees only the COPY's own result) made this three round trips:
  * BEGIN + COPY, the COPY data, then the merge and COMMIT. On a busy machine
  * each round trip is two wake-ups of sleeping threads, and those waits are
- * most of a durable 202's latency (see the commit introducing this file).
+ * most of a durable 202's latency.
  */
 import pg from 'pg'
 

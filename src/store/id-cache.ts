@@ -40,7 +40,7 @@ export class IdCache {
    * raw text is the value.
    * Works on the bytes: only the two addresses are decoded, and the lines
    * are copied once into the output (decoding whole batches to a string and
-   * concatenating cost the writer ~7 us a row).
+   * concatenating costs the writer far more per row).
    */
   annotate (rows: Uint8Array, claimMs?: (channel: string) => number | undefined): AnnotatedRows {
     const input = Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength)

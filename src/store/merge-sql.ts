@@ -129,7 +129,6 @@ WITH batch AS (
 SELECT (SELECT count(*) FROM inserted)::int AS inserted,
        (SELECT count(*) FROM attachments)::int AS attachments,
        (SELECT count(*) FROM inserted WHERE claimed_until IS NOT NULL)::int AS claimed,
-       (SELECT count(*) FROM batch)::int AS distinct_rows,
        (SELECT coalesce(json_object_agg(c.name, x.n), '{}')
           FROM (SELECT channel_id, count(*) AS n FROM inserted GROUP BY channel_id) x JOIN channel c ON c.id = x.channel_id
        ) AS by_channel,
@@ -168,9 +167,8 @@ export const prepareMerge = statements.map(([name, sql]) => `PREPARE ${name} AS 
  * fresh database that first EXECUTE sees party and conversation nearly empty,
  * so the planner picks a sequential scan for the id lookups, and every later
  * batch then scans the whole table once per row, until autovacuum gets round
- * to an ANALYZE: measured on an empty database, 20,267 scans of party reading
- * 81 M rows in 8 s, the writer backend using a whole core to store ~750
- * rows/s. With sequential scans priced out, the lookups are index probes
+ * to an ANALYZE, with the writer backend using a whole core (bench/README.md,
+ * "Design measurements"). With sequential scans priced out, the lookups are index probes
  * whatever the statistics say. Nothing the writer runs needs a sequential
  * scan of a real table; the staging table has no index, so it is still
  * scanned (the only way left to the planner).

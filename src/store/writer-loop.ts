@@ -2,6 +2,7 @@ import type pg from 'pg'
 import type { FromWriter, Preclaimed } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
+import { Rejection } from '../errors.js'
 import { createStagingTable, kStagingBytesPerTruncate, prepareMerge, writerSessionSettings, writerTransaction } from './merge-sql.js'
 import { runCopyTransaction } from './copy-transaction.js'
 import { openSession, sessionProfiles } from './session.js'
@@ -156,8 +157,8 @@ export class WriterLoop {
     if (rows.length === 0) {
       this.dequeue(1, 1)
       const message = cause instanceof Error ? cause.message : String(cause)
-      this.options.log.error({ code: 'HERMES_ERR_STORE_REFUSED', err: message }, 'PostgreSQL refused a row')
-      this.options.post({ type: 'rejected', slots: group[0]!.slots, code: 'HERMES_ERR_STORE_REFUSED', message: `the database refused this message: ${message}` })
+      this.options.log.error({ code: Rejection.storeRefused.code, err: message }, 'PostgreSQL refused a row')
+      this.options.post({ type: 'rejected', slots: group[0]!.slots, code: Rejection.storeRefused.code, message: `the database refused this message: ${message}` })
       return
     }
     this.options.log.warn({ rows: rows.length }, 'batch refused by PostgreSQL; committing its rows one by one')
@@ -224,7 +225,6 @@ export class WriterLoop {
     this.lastContact = Date.now()
     if (Atomics.exchange(this.options.status, kDatabaseUp, 1) === 0) {
       this.options.log.info('database reachable')
-      this.options.post({ type: 'database', up: true })
     }
   }
 
@@ -235,7 +235,6 @@ export class WriterLoop {
     this.client = null
     if (Atomics.exchange(this.options.status, kDatabaseUp, 0) === 1) {
       this.options.log.error({ code: 'HERMES_ERR_DATABASE', err: message }, 'database unreachable; retrying')
-      this.options.post({ type: 'database', up: false, error: message })
     }
   }
 

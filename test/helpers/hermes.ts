@@ -2,8 +2,8 @@ import { request } from 'node:http'
 import { resolveConfig, type HermesConfig } from '../../src/config.js'
 import { startHermes, type Hermes, type StartOptions } from '../../src/hermes.js'
 import { createLogger } from '../../src/log.js'
-import { seedSignature } from './sign.js'
-import { testDatabase, type TestDatabase } from './database.js'
+import { seedSignature } from '../../src/harness/sign.js'
+import { testDatabase, type TestDatabase } from '../../src/harness/database.js'
 
 export const SECRET = 'test-secret'
 

@@ -5,7 +5,7 @@
  * test can tell the ids answered 202 from those still in flight at a kill.
  */
 import { send, SECRET } from './hermes.js'
-import { seedSignature } from './sign.js'
+import { seedSignature } from '../../src/harness/sign.js'
 
 export interface Webhook {
   readonly id: string

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { onFatalSignal } from './fatal-signal.js'
+import { onFatalSignal } from '../../src/harness/fatal-signal.js'
 
 /**
  * Writes a config file for a spawned Hermes into `dir`: loopback, any free

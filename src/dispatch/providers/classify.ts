@@ -77,7 +77,6 @@ function detailOf (body: string): string {
 
 /** PostgreSQL text cannot hold NUL, and a reason is for people: one line, bounded. */
 export function cleanReason (text: string): string {
-  // eslint-disable-next-line no-control-regex
   const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim()
   return flat.length <= kMaxReasonChars ? flat : `${flat.slice(0, kMaxReasonChars - 1)}…`
 }

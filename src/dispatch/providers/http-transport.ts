@@ -4,8 +4,8 @@
  * response), not just a socket idle timeout.
  *
  * The pool is undici's, not node:http's Agent: the dispatch thread is the
- * busiest thread of the pipeline, and undici's callback API costs about two
- * thirds of node:http's CPU per request (see the commit that introduced it).
+ * busiest thread of the pipeline, and undici's callback API costs less CPU
+ * per request than node:http's.
  */
 import { Pool, errors, type Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'

@@ -9,10 +9,10 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import pg from 'pg'
-import { resolveConfig, type HermesConfig } from '../../src/config.js'
-import { prepareDatabase } from '../../src/store/schema.js'
-import { Dispatcher, type DispatcherOptions } from '../../src/dispatch/dispatcher.js'
-import { createLogger } from '../../src/log.js'
+import { resolveConfig, type HermesConfig } from '../config.js'
+import { prepareDatabase } from '../store/schema.js'
+import { Dispatcher, type DispatcherOptions } from '../dispatch/dispatcher.js'
+import { createLogger } from '../log.js'
 import { testDatabase, type TestDatabase, type TestDatabaseOptions } from './database.js'
 
 interface Teardown { teardown (fn: () => unknown): void }

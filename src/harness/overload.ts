@@ -10,7 +10,7 @@
 import { Agent } from 'node:http'
 import { postKeepAlive, refusalProblem } from './keep-alive.js'
 import { until } from './wait.js'
-import { rssBytes } from '../../bench/processes.js'
+import { rssBytes } from './rss.js'
 
 /** Ring records and writer-queue rows of overloadConfig. */
 export const kOverloadRingMessages = 32

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const wrkScript = fileURLToPath(new URL('../../bench/wrk/post.lua', import.meta.url))
+export const wrkScript = fileURLToPath(new URL('../../../bench/wrk/post.lua', import.meta.url))
 
 export interface WrkResult {
   readonly rps: number

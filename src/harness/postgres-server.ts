@@ -11,8 +11,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/store/embedded-postgres.js'
-import { createLogger } from '../../src/log.js'
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded-postgres.js'
+import { createLogger } from '../log.js'
 import { freePort } from './free-port.js'
 
 export const serverKinds = ['embedded', 'embedded-14', 'embedded-15', 'embedded-16', 'embedded-17', 'debian-15'] as const
