@@ -22,7 +22,8 @@ import { Intake } from './ingest/intake.js'
 import { PendingRequests } from './http/pending-requests.js'
 import { startHttpServer, type HttpServer } from './http/server.js'
 import { loadNativeUws, nativeBindingPath } from './http/uws.js'
-import { channelRules } from './process/channel-rules.js'
+import { channelRules, providerRules } from './process/channel-rules.js'
+import type { SuccessKind } from './http/answers.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js'
 import { prepareDatabase } from './store/schema.js'
 
@@ -87,9 +88,12 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
     const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl, embedded !== null), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log)
     stack.push(() => stopThread(dispatch, config.shutdownTimeoutMs))
 
+    const receiptProviders = providerRules(config)
     const workerData: ProcessWorkerData = {
       ring: ring.buffer,
       rules: channelRules(config),
+      providers: receiptProviders,
+      publicUrl: config.publicUrl,
       toleranceSeconds: config.signature.toleranceSeconds,
       backgroundNice: backgroundNice(config),
       metrics: shared,
@@ -125,6 +129,10 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
           const message: ToWriter = { type: 'batch', slots: result.acceptedSlots, rows: result.rows }
           writer.postMessage(message, [result.acceptedSlots.buffer as ArrayBuffer, result.rows.buffer as ArrayBuffer])
         }
+        if (result.receiptSlots.length > 0) {
+          const message: ToWriter = { type: 'batch', kind: 'receipts', slots: result.receiptSlots, rows: result.receiptRows }
+          writer.postMessage(message, [result.receiptSlots.buffer as ArrayBuffer, result.receiptRows.buffer as ArrayBuffer])
+        }
       },
       onRetry: (error) => {
         metrics.inc('hermes_worker_task_failures_total', ['retried'])
@@ -157,7 +165,12 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
           break
       }
     })
-    const intake = new Intake(ring, feeder, pending, durable, meter, channels)
+    const channelConfigs = Object.values(config.channels)
+    const intake = new Intake(ring, feeder, pending, durable, meter, channels, {
+      success: channelConfigs.map((ch): SuccessKind => ch.format === 'twilio' ? 'twiml' : ch.format === 'sendgrid-parse' ? 'ok' : 'stored'),
+      ringBodyBytes: config.maxBodyBytes,
+      maxOutOfBandBytes: outOfBandBudget(config)
+    })
     const registry = createRegistry(metrics, scrapeGauges(ring, status))
 
     const server: HttpServer = await startHttpServer({
@@ -165,6 +178,8 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       port: config.port,
       maxBodyBytes: config.maxBodyBytes,
       channels,
+      channelRoutes: channelConfigs.map((ch) => ({ maxBodyBytes: ch.maxBodyBytes, native: ch.format !== 'hermes' })),
+      callbackProviders: receiptProviders.map((p) => p.name),
       meter,
       scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       refusal: () => {
@@ -219,6 +234,15 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
     await unwind()
     throw error
   }
+}
+
+/**
+ * Bodies above the ring's record budget (a channel's own maxBodyBytes) each get a shared buffer
+ * of their own; this bounds their total: four of the largest allowed, at least 64 MiB.
+ */
+function outOfBandBudget (config: HermesConfig): number {
+  const largest = Math.max(0, ...Object.values(config.channels).map((ch) => ch.maxBodyBytes))
+  return Math.max(64 * 1024 * 1024, 4 * largest)
 }
 
 function scrapeGauges (ring: IngressRing, status: Int32Array): ScrapeGauge[] {

@@ -5,13 +5,15 @@
  */
 import type { FieldProblem } from './errors.js'
 import type { MetricsData } from './metrics/thread-metrics.js'
-import type { ChannelRule } from './process/types.js'
+import type { ChannelRule, ProviderRule } from './process/types.js'
 import type { PreclaimData } from './preclaim-credit.js'
 
 /** Piscina task: process `count` ring records starting at `offset`. */
 export interface ProcessTask {
   readonly offset: number
   readonly count: number
+  /** The bodies of the range's out-of-band records, in record order (ring-layout.ts, kFlagOutOfBand). */
+  readonly bodies?: readonly SharedArrayBuffer[]
 }
 
 export interface RecordRejection {
@@ -23,17 +25,27 @@ export interface RecordRejection {
   readonly fields?: FieldProblem[]
 }
 
-/** Piscina task result. `rows` holds one COPY text line per accepted slot, in order. */
+/**
+ * Piscina task result. `rows` holds one COPY text line per accepted slot, in order;
+ * `receiptRows` one line per accepted delivery-receipt request (src/store/receipt-sql.ts).
+ */
 export interface ProcessResult {
   readonly acceptedSlots: Uint32Array
   readonly rows: Uint8Array
+  readonly receiptSlots: Uint32Array
+  readonly receiptRows: Uint8Array
   readonly rejected: RecordRejection[]
+  /** Records by inbound format (src/metrics/definitions.ts, inboundFormats): [accepted, rejected]. */
+  readonly formats: Readonly<Record<string, readonly [number, number]>>
   readonly elapsedMs: number
 }
 
+/** What a writer batch holds: messages (the staging table) or delivery receipts (the receipt staging table). */
+export type BatchKind = 'messages' | 'receipts'
+
 /** main → writer */
 export type ToWriter =
-  | { readonly type: 'batch', readonly slots: Uint32Array, readonly rows: Uint8Array }
+  | { readonly type: 'batch', readonly slots: Uint32Array, readonly rows: Uint8Array, readonly kind?: BatchKind }
   | { readonly type: 'stop' }
 
 /** writer → main */
@@ -78,6 +90,10 @@ export interface WriterData {
 export interface ProcessWorkerData {
   readonly ring: SharedArrayBuffer
   readonly rules: ChannelRule[]
+  /** Providers taking delivery receipts, in the order callback records name them. */
+  readonly providers?: ProviderRule[]
+  /** Top-level publicUrl (Twilio signs the URL it called), or null. */
+  readonly publicUrl?: string | null
   readonly toleranceSeconds: number
   /** Nice increment of each worker thread (src/thread-priority.ts). */
   readonly backgroundNice: number

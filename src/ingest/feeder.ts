@@ -8,6 +8,12 @@ interface Range {
   done: boolean
 }
 
+/** A body too large for the ring's record budget, waiting for the range that holds its record. */
+interface OutOfBandBody {
+  readonly seq: number
+  readonly body: SharedArrayBuffer
+}
+
 export interface FeederOptions {
   readonly ring: IngressRing
   readonly pool: Piscina<ProcessTask, ProcessResult>
@@ -35,6 +41,10 @@ export class Feeder {
   private inFlight = 0
   private readonly ranges: Range[] = []
   private scheduled = false
+  private readonly outOfBand: OutOfBandBody[] = []
+  private writtenSeq = 0 // records ever written, as the feeder counts them
+  private dispatchedSeq = 0 // records ever handed to a worker
+  private outOfBandInFlight = 0
 
   constructor (private readonly options: FeederOptions) {
     this.dispatchOffset = options.ring.writeOffset
@@ -43,9 +53,19 @@ export class Feeder {
   get tasksInFlight (): number { return this.inFlight }
   get recordsWaiting (): number { return this.undispatched }
   get idle (): boolean { return this.undispatched === 0 && this.inFlight === 0 }
+  /** Bytes of out-of-band bodies written and not yet processed. */
+  get outOfBandBytes (): number { return this.outOfBandInFlight }
 
-  /** Called after each successful ring write; dispatch happens once per event-loop turn, so ranges fill up under load. */
-  written (): void {
+  /**
+   * Called after each successful ring write; dispatch happens once per event-loop turn, so ranges fill up under load.
+   * `body` is the record's body when it travels outside the ring: it goes to the worker with the record's range.
+   */
+  written (body?: SharedArrayBuffer): void {
+    if (body !== undefined) {
+      this.outOfBand.push({ seq: this.writtenSeq, body })
+      this.outOfBandInFlight += body.byteLength
+    }
+    this.writtenSeq++
     this.undispatched++
     if (!this.scheduled) {
       this.scheduled = true
@@ -63,7 +83,11 @@ export class Feeder {
       this.undispatched -= count
       const range: Range = { end, count, done: false }
       this.ranges.push(range)
-      this.run({ offset, count }, range, true)
+      this.dispatchedSeq += count
+      const bodies: SharedArrayBuffer[] = []
+      while (this.outOfBand.length > 0 && this.outOfBand[0]!.seq < this.dispatchedSeq) bodies.push(this.outOfBand.shift()!.body)
+      // Shared, not transferred: a range that fails is run again with the same bodies.
+      this.run(bodies.length === 0 ? { offset, count } : { offset, count, bodies }, range, true)
     }
   }
 
@@ -72,6 +96,7 @@ export class Feeder {
     this.options.pool.run(task).then(
       (result) => {
         this.inFlight--
+        this.forget(task)
         this.finish(range)
         this.options.onResult(result)
         this.pump()
@@ -90,10 +115,15 @@ export class Feeder {
           slots.push(record.slot)
           offset = record.nextOffset
         }
+        this.forget(task)
         this.finish(range)
         this.options.onFailure(slots, error)
         this.pump()
       })
+  }
+
+  private forget (task: ProcessTask): void {
+    for (const body of task.bodies ?? []) this.outOfBandInFlight -= body.byteLength
   }
 
   /** Releases ring space up to the oldest range still being processed. */

@@ -1,5 +1,5 @@
 import type { HermesConfig } from '../config.js'
-import type { ChannelRule } from './types.js'
+import type { ChannelRule, ProviderRule } from './types.js'
 
 const maxAttachmentsByType = { sms: 10, mms: 10, email: 25 } as const
 
@@ -12,6 +12,25 @@ export function channelRules (config: HermesConfig): ChannelRule[] {
     name: channel.name,
     addressKind: channel.type === 'email' ? 'email' : 'phone',
     maxAttachments: maxAttachmentsByType[channel.type],
-    secrets: channel.secrets
+    secrets: channel.secrets,
+    format: channel.format,
+    authTokens: channel.authTokens.length > 0 ? channel.authTokens : tokenOf(config, channel.provider),
+    basicAuth: channel.basicAuth,
+    publicKeys: channel.publicKeys
   }))
+}
+
+function tokenOf (config: HermesConfig, provider: string): string[] {
+  const p = config.providers[provider]
+  return p?.kind === 'twilio' && p.authToken !== null ? [p.authToken] : []
+}
+
+/** The providers that take delivery receipts (kind twilio or sendgrid), in a fixed order: a callback record carries the index. */
+export function providerRules (config: HermesConfig): ProviderRule[] {
+  const rules: ProviderRule[] = []
+  for (const p of Object.values(config.providers)) {
+    if (p.kind !== 'twilio' && p.kind !== 'sendgrid') continue
+    rules.push({ name: p.name, kind: p.kind, authTokens: p.authToken === null ? [] : [p.authToken], publicKeys: p.eventWebhookPublicKeys })
+  }
+  return rules
 }
