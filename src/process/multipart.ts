@@ -15,6 +15,8 @@ export interface Part {
   readonly bytes: Buffer
 }
 
+const kStallMs = 10_000
+
 export type MultipartResult = { readonly ok: true, readonly parts: Part[] } | { readonly ok: false, readonly problem: string }
 
 export async function parseMultipart (contentType: string, body: Uint8Array, maxParts = 1000): Promise<MultipartResult> {
@@ -30,21 +32,29 @@ export async function parseMultipart (contentType: string, body: Uint8Array, max
     let settled = false
     let open = 0 // file streams not yet ended
     let finished = false
+    // The whole body is in memory, so the parser finishes within a few ticks; should it ever
+    // neither finish nor fail, the record is refused rather than holding its ring range forever.
+    const stall = setTimeout(() => fail('multipart body could not be read to its end'), kStallMs)
     const fail = (problem: string): void => {
       if (settled) return
       settled = true
+      clearTimeout(stall)
       resolve({ ok: false, problem })
     }
     const done = (): void => {
       if (settled || !finished || open > 0) return
       settled = true
+      clearTimeout(stall)
       resolve({ ok: true, parts })
     }
-    bb.on('field', (name: string, value: string, _nameTruncated: boolean, valueTruncated: boolean, _encoding: string, mime: string) => {
+    // A mangled Content-Disposition can leave a part without a name: it is kept under ''.
+    bb.on('field', (rawName: string | undefined, value: string | undefined, _nameTruncated: boolean, valueTruncated: boolean, _encoding: string, mime: string) => {
+      const name = rawName ?? ''
       if (valueTruncated) fail(`multipart field ${JSON.stringify(name.slice(0, 64))} is too long`)
-      parts.push({ name, filename: null, contentType: mime, bytes: Buffer.from(value, 'latin1') })
+      parts.push({ name, filename: null, contentType: (mime as string | undefined) ?? '', bytes: Buffer.from(value ?? '', 'latin1') })
     })
-    bb.on('file', (name: string, stream: NodeJS.ReadableStream, filename: string, _encoding: string, mime: string) => {
+    bb.on('file', (rawName: string | undefined, stream: NodeJS.ReadableStream, filename: string | undefined, _encoding: string, mime: string | undefined) => {
+      const name = rawName ?? ''
       open++
       const chunks: Buffer[] = []
       stream.on('data', (chunk: Buffer) => chunks.push(chunk))
@@ -52,7 +62,7 @@ export async function parseMultipart (contentType: string, body: Uint8Array, max
       stream.on('error', (error: Error) => fail(`multipart file ${JSON.stringify(name.slice(0, 64))} is broken: ${error.message}`))
       stream.on('end', () => {
         open--
-        parts.push({ name, filename: filename === undefined || filename === '' ? null : filename, contentType: mime, bytes: Buffer.concat(chunks) })
+        parts.push({ name, filename: filename === undefined || filename === '' ? null : filename, contentType: mime ?? '', bytes: Buffer.concat(chunks) })
         done()
       })
     })
