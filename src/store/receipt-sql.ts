@@ -45,7 +45,7 @@ WITH ev AS (
   SELECT p.id AS provider_id, s.received_at, e.value AS e
   FROM hermes_receipt_staging s
   LEFT JOIN provider p ON p.name = s.provider
-  CROSS JOIN LATERAL json_array_elements(s.events::json) AS e(value)
+  CROSS JOIN LATERAL jsonb_array_elements(s.events::jsonb) AS e(value)
 ), keyed AS (
   SELECT DISTINCT ON (provider_id, e->>'key') provider_id, received_at, e,
          coalesce(
@@ -60,7 +60,7 @@ WITH ev AS (
 ), inserted AS (
   INSERT INTO delivery_event (provider_id, event_key, message_id, provider_message_id, event, status, error, occurred_at, received_at, payload)
   SELECT provider_id, e->>'key', message_id, e->>'pmid', e->>'event', e->>'status', e->>'error',
-         (e->>'at')::timestamptz, received_at, coalesce(e->'payload', '{}')::jsonb
+         (e->>'at')::timestamptz, received_at, coalesce(e->'payload', '{}'::jsonb)
   FROM keyed
   ORDER BY provider_id, e->>'key'
   ON CONFLICT ON CONSTRAINT delivery_event_provider_key DO NOTHING

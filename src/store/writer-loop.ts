@@ -232,6 +232,12 @@ export class WriterLoop {
     this.dequeue(group.length, rows)
     const elapsedMs = performance.now() - started
     this.options.log.debug({ rows, events: counts.events, inserted: counts.inserted, waiting: counts.waiting, elapsedMs }, 'receipts committed')
+    const m = this.options.metrics
+    if (m !== undefined) {
+      m.inc('hermes_writer_batches_total')
+      m.observe('hermes_writer_batch_rows', [], rows)
+      m.observe('hermes_writer_transaction_seconds', [], elapsedMs / 1000)
+    }
     this.countReceipts(counts.counts, counts.delivered)
     if (counts.waiting > 0) this.expectWaitingReceipts()
     this.options.post({ type: 'committed', slots: concatSlots(group), inserted: 0, claimed: 0, elapsedMs })
