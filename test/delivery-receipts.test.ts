@@ -141,6 +141,17 @@ t.test('receipts are counted by provider and status, and delivery time is observ
   t.ok(await metric(h.base, 'hermes_inbound_total{format="twilio-status",outcome="accepted"}') >= 1)
 })
 
+t.test('NUL characters and lone surrogates in a payload are stored as U+FFFD, never refused by PostgreSQL', async (t) => {
+  const { id, pmid } = await sent('sms')
+  t.equal((await twilioCallback({ MessageSid: pmid, MessageStatus: 'sent', RawDlrDoneDate: 'a\u0000b' })).status, 200)
+  const body = '[{"event":"open","sg_event_id":"nul-\\u0000-' + id + '","ua":"\\ud800 \\u0000","x\\u0000":1,"hermes_message_id":"' + id + '"}]'
+  t.equal((await sendgridEvents(body)).status, 200)
+  const rows = (await h.db.query("SELECT event_key, payload FROM delivery_event WHERE provider_message_id = $1 OR event_key LIKE 'nul-%' ORDER BY id", [pmid])).rows
+  t.match(rows[0].payload, { RawDlrDoneDate: 'a\ufffdb' })
+  t.equal(rows[1].event_key, `nul-\ufffd-${id}`)
+  t.match(rows[1].payload, { ua: '\ufffd \ufffd', 'x\ufffd': 1 })
+})
+
 t.test('refusals name the problem and store nothing', async (t) => {
   const before = (await h.db.query('SELECT count(*)::int AS n FROM delivery_event')).rows[0].n
   const unknown = await send('POST', `${h.base}/callbacks/nope`, '[]')

@@ -12,6 +12,7 @@ import { encodeCopyText } from './copy-encoder.js'
 import { firstValues } from './form.js'
 import { invalidFields, mediaTypeOf, refuse } from './native-reject.js'
 import { verifySendgridRequest } from './sendgrid-signature.js'
+import { storableJson } from './storable.js'
 import { readTwilioForm } from './twilio-inbound.js'
 import type { ProcessOptions, ProviderRule, Rejected } from './types.js'
 
@@ -49,8 +50,8 @@ function clip (value: unknown): string | null {
 }
 
 function receiptRow (provider: ProviderRule, receivedAtMs: number, events: readonly ReceiptEvent[]): string {
-  // JSON.stringify escapes lone surrogates and controls, so the text is storable as it is.
-  return [provider.name, new Date(receivedAtMs).toISOString(), JSON.stringify(events)].map(encodeCopyText).join('\t') + '\n'
+  // jsonb refuses \u0000 and lone surrogates: they become U+FFFD; JSON.stringify escapes the controls.
+  return [provider.name, new Date(receivedAtMs).toISOString(), JSON.stringify(storableJson(events))].map(encodeCopyText).join('\t') + '\n'
 }
 
 export function processTwilioReceipt (provider: ProviderRule, body: Uint8Array, meta: NativeMeta, receivedAtMs: number, options: ProcessOptions): ReceiptVerdict {

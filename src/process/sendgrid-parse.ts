@@ -14,6 +14,7 @@ import { encodeMessageRow, type AttachedFile } from './message-row.js'
 import { parseMultipart, type Part } from './multipart.js'
 import { invalidFields, mediaTypeOf, refuse } from './native-reject.js'
 import { verifySendgridRequest } from './sendgrid-signature.js'
+import { storableText } from './storable.js'
 import type { RawWebhook, Rejected, Verdict } from './types.js'
 import { limits, validatePayload } from './validate.js'
 
@@ -41,7 +42,7 @@ function authenticate (raw: RawWebhook, meta: NativeMeta): Rejected | null {
 }
 
 function fileOf (filename: string | null, contentType: string, bytes: Buffer): AttachedFile {
-  return { filename, contentType: contentType === '' ? 'application/octet-stream' : contentType, size: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex'), data: bytes }
+  return { filename: filename === null ? null : storableText(filename), contentType: contentType === '' ? 'application/octet-stream' : storableText(contentType), size: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex'), data: bytes }
 }
 
 function decode (bytes: Buffer, charset: string | undefined): string {
@@ -177,6 +178,6 @@ function mapEmail (raw: RawWebhook, email: Email): Verdict {
     for (const problem of validation.fields ?? []) problems.push(problem.field === 'id' ? { ...problem, field: 'Message-ID' } : problem)
     return invalidFields(problems)
   }
-  const subject = email.subject === null ? null : email.subject.replace(/[\u0000\uD800-\uDFFF]/g, '\uFFFD')
+  const subject = email.subject === null ? null : storableText(email.subject)
   return { ok: true, externalId: validation.message.externalId, row: encodeMessageRow(raw, validation.message, subject, files) }
 }
