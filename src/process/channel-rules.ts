@@ -30,7 +30,11 @@ export function providerRules (config: HermesConfig): ProviderRule[] {
   const rules: ProviderRule[] = []
   for (const p of Object.values(config.providers)) {
     if (p.kind !== 'twilio' && p.kind !== 'sendgrid') continue
-    rules.push({ name: p.name, kind: p.kind, authTokens: p.authToken === null ? [] : [p.authToken], publicKeys: p.eventWebhookPublicKeys })
+    // Status callbacks are signed with the account's token: the provider's, or during a rotation any
+    // token a twilio-format channel of this provider lists.
+    const tokens = new Set(p.authToken === null ? [] : [p.authToken])
+    for (const ch of Object.values(config.channels)) if (ch.provider === p.name && ch.format === 'twilio') for (const token of ch.authTokens) tokens.add(token)
+    rules.push({ name: p.name, kind: p.kind, authTokens: [...tokens], publicKeys: p.eventWebhookPublicKeys })
   }
   return rules
 }
