@@ -3,6 +3,7 @@
 import t from 'tap'
 import { send, startTestHermes, type HttpAnswer, type TestHermes } from './helpers/hermes.js'
 import { formBody, inboundSms, twilioHeaders, validateRequest, type Params } from './helpers/twilio.js'
+import { until } from './helpers/wait.js'
 
 const PUBLIC = 'https://hermes.example.com'
 const TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -126,4 +127,19 @@ t.test('without publicUrl the URL is http:// + Host', async (t) => {
   const viaProxy = await send('POST', url, formBody(params), { ...twilioHeaders('tok', 'https://hermes.example.com/webhooks/sms', params) })
   t.equal(viaProxy.status, 401)
   t.match(viaProxy.json.error.message, /set publicUrl when Hermes is behind a proxy/)
+})
+
+t.test('in enqueued mode the TwiML answer comes at once, and the message is still stored', async (t) => {
+  const quick = await startTestHermes(t, {
+    ack: 'enqueued',
+    channels: { sms: { provider: 'mock', format: 'twilio', authTokens: ['tok'] } },
+    providers: { mock: { kind: 'mock' } }
+  })
+  const params = inboundSms()
+  const url = `${quick.base}/webhooks/sms`
+  const answer = await send('POST', url, formBody(params), twilioHeaders('tok', url, params))
+  t.equal(answer.status, 200)
+  t.equal(answer.text, TWIML)
+  const stored = await until('the message to be stored', 10_000, async () => (await quick.db.query('SELECT 1 FROM message WHERE external_id = $1', [params['MessageSid']])).rows[0])
+  t.ok(stored)
 })
