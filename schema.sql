@@ -115,3 +115,75 @@ CREATE TABLE IF NOT EXISTS attachment (
   CONSTRAINT attachment_message_fkey FOREIGN KEY (message_id) REFERENCES message (id) ON DELETE CASCADE,
   CONSTRAINT attachment_url_check CHECK (url ~ '^(https?|s3)://[^[:space:]]+$' AND length(url) <= 2048)
 );
+
+-- Provider-native webhooks and delivery receipts (design.md). Everything
+-- below upgrades an older database in place.
+
+-- An email's subject (format sendgrid-parse); the delivery status reported
+-- by the provider's receipts, which only moves forward (hermes_delivery_rank).
+ALTER TABLE message ADD COLUMN IF NOT EXISTS subject text;
+ALTER TABLE message ADD COLUMN IF NOT EXISTS delivery_status text
+  CONSTRAINT message_delivery_status_check CHECK (delivery_status IN
+    ('queued', 'sending', 'sent', 'delivered', 'read', 'failed', 'undelivered', 'bounce', 'dropped', 'canceled'));
+ALTER TABLE message ADD COLUMN IF NOT EXISTS delivery_updated_at timestamptz;
+-- Receipts name a message by the id its provider gave it.
+CREATE INDEX IF NOT EXISTS message_provider_message_id_idx ON message (provider_message_id)
+  WHERE provider_message_id IS NOT NULL;
+
+-- How far along a delivery status is: queued < sending < sent < delivered <
+-- read, and the final ones (failed, undelivered, bounce, dropped, canceled)
+-- above them all. A status is replaced only by a higher one, and a final one
+-- never, so receipts arriving late, twice or out of order never regress it.
+CREATE OR REPLACE FUNCTION hermes_delivery_rank (status text) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE status
+    WHEN 'queued' THEN 1 WHEN 'sending' THEN 2 WHEN 'sent' THEN 3
+    WHEN 'delivered' THEN 4 WHEN 'read' THEN 5
+    WHEN 'failed' THEN 9 WHEN 'undelivered' THEN 9 WHEN 'bounce' THEN 9
+    WHEN 'dropped' THEN 9 WHEN 'canceled' THEN 9
+    ELSE 0 END
+$$;
+
+-- Files attached to an inbound email (format sendgrid-parse), bytes included.
+CREATE TABLE IF NOT EXISTS attachment_file (
+  id            bigint GENERATED ALWAYS AS IDENTITY,
+  message_id    bigint NOT NULL,
+  position      smallint NOT NULL,
+  filename      text,
+  content_type  text NOT NULL,
+  size          integer NOT NULL,
+  sha256        bytea NOT NULL,
+  content       bytea NOT NULL,
+  CONSTRAINT attachment_file_pkey PRIMARY KEY (id),
+  CONSTRAINT attachment_file_message_position_key UNIQUE (message_id, position),
+  CONSTRAINT attachment_file_message_fkey FOREIGN KEY (message_id) REFERENCES message (id) ON DELETE CASCADE,
+  CONSTRAINT attachment_file_size_check CHECK (size = octet_length(content)),
+  CONSTRAINT attachment_file_sha256_check CHECK (octet_length(sha256) = 32)
+);
+
+-- Every delivery receipt event, stored once per (provider, event_key):
+-- Twilio's MessageSid:MessageStatus, SendGrid's sg_event_id. message_id is
+-- NULL while the message it names is not known yet (a receipt can arrive
+-- before the provider message id of Hermes' own send is stored); the writer
+-- adopts such events as soon as the id appears (src/store/receipt-sql.ts).
+CREATE TABLE IF NOT EXISTS delivery_event (
+  id                   bigint GENERATED ALWAYS AS IDENTITY,
+  provider_id          smallint NOT NULL,
+  event_key            text NOT NULL,
+  message_id           bigint,
+  provider_message_id  text,
+  event                text NOT NULL,
+  status               text,
+  error                text,
+  occurred_at          timestamptz,
+  received_at          timestamptz NOT NULL,
+  payload              jsonb NOT NULL,
+  CONSTRAINT delivery_event_pkey PRIMARY KEY (id),
+  CONSTRAINT delivery_event_provider_key UNIQUE (provider_id, event_key),
+  CONSTRAINT delivery_event_provider_fkey FOREIGN KEY (provider_id) REFERENCES provider (id),
+  CONSTRAINT delivery_event_message_fkey FOREIGN KEY (message_id) REFERENCES message (id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS delivery_event_message_idx ON delivery_event (message_id);
+-- Only events still waiting for their message: the adoption sweep reads this.
+CREATE INDEX IF NOT EXISTS delivery_event_waiting_idx ON delivery_event (provider_id, provider_message_id)
+  WHERE message_id IS NULL AND provider_message_id IS NOT NULL;

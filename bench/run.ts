@@ -8,7 +8,7 @@
  * --durable-connections N (durable's load; default 3000, see below),
  * --workload repeat|cold, --overload S, --rows N (storage scenarios),
  * --scenarios a,b,… (ceiling, naive, durable, durable-half, enqueued,
- * raw-copy, writer, overload), --out DIR (default bench/results),
+ * raw-copy, writer, overload, twilio, receipts), --out DIR (default bench/results),
  * --half-rate N (durable-half at a fixed N/s instead of half of durable's: the
  * same load for two builds being compared; its target is then not judged),
  * --provider-rate N (the provider's rate limit per second; default out of
@@ -33,9 +33,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
-import { generateRequests } from '../src/harness/gen-requests.js'
+import { generateRequests, generateTwilioRequests, twilioSid } from '../src/harness/gen-requests.js'
 import { listeningPort, startFastProvider, startServer, stopServer, cpuSeconds, cpuSecondsOf, rssBytes, type Server } from './processes.js'
-import { ensureWrk, runWrk, type WrkResult } from '../src/harness/wrk.js'
+import { ensureWrk, runWrk, type WrkResult, type WrkTarget } from '../src/harness/wrk.js'
 import { rawCopy, writerStage } from './storage.js'
 import { median, printReport, writeReport, type ScenarioSummary, type Target } from './report.js'
 import { startEmbeddedPostgres } from '../src/store/embedded-postgres.js'
@@ -47,7 +47,10 @@ import { prepareDatabase } from '../src/store/schema.js'
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url))
 const secret = 'bench-secret'
 const hermesNodeArgs = (process.env['BENCH_HERMES_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')
-const allScenarios = ['ceiling', 'naive', 'durable', 'durable-half', 'enqueued', 'raw-copy', 'writer', 'overload'] as const
+const allScenarios = ['ceiling', 'naive', 'durable', 'durable-half', 'enqueued', 'raw-copy', 'writer', 'overload', 'twilio', 'receipts'] as const
+/** Provider-native scenarios: Twilio-signed forms, durable, judged against durable's rate in the same run. */
+const publicUrl = 'https://hermes.bench.example'
+const twilioToken = 'bench'
 type Scenario = typeof allScenarios[number]
 
 const usage = `Usage: npm run bench -- [options]
@@ -151,8 +154,9 @@ async function main (): Promise<void> {
       host: '127.0.0.1',
       logLevel: 'info',
       database: { url: databaseUrl },
-      channels: { sms: { provider: 'twilio', secrets: [secret] } },
-      providers: { twilio: { kind: 'twilio', baseUrl: `http://127.0.0.1:${fake.port}`, accountSid: 'ACbench', authToken: 'bench', rateLimit: { perSecond: providerRate, burst: Math.min(providerRate, 10_000) }, concurrency: 64 } }
+      publicUrl,
+      channels: { sms: { provider: 'twilio', secrets: [secret] }, twilio: { type: 'sms', provider: 'twilio', format: 'twilio' } },
+      providers: { twilio: { kind: 'twilio', baseUrl: `http://127.0.0.1:${fake.port}`, accountSid: 'ACbench', authToken: twilioToken, rateLimit: { perSecond: providerRate, burst: Math.min(providerRate, 10_000) }, concurrency: 64 } }
     }
     const client = new pg.Client({ connectionString: databaseUrl })
     await client.connect()
@@ -168,9 +172,31 @@ async function main (): Promise<void> {
     // ids of their own so that the measured requests are all new to it.
     const warmupFile = join(work, 'warmup.txt')
     await generateRequests(warmupFile, quick ? 20_000 : 50_000, secret, workload, `w${Date.now().toString(36)}`)
+    // The provider-native scenarios: inbound SMS forms, and status callbacks for messages stored beforehand.
+    const native = new Map<'twilio' | 'receipts', { file: string, warmup: string, runId: string, warmupRunId: string, count: number, warmupCount: number }>()
+    for (const scenario of ['twilio', 'receipts'] as const) {
+      if (!scenarios.includes(scenario)) continue
+      const kind = scenario === 'twilio' ? 'inbound' : 'status'
+      const url = `${publicUrl}${scenario === 'twilio' ? '/webhooks/twilio' : '/callbacks/twilio'}`
+      const entry = { file: join(work, `${scenario}.txt`), warmup: join(work, `${scenario}-warmup.txt`), runId: `${scenario[0]}${Date.now().toString(36)}`, warmupRunId: `${scenario[0]}w${Date.now().toString(36)}`, count: quick ? 100_000 : 200_000, warmupCount: quick ? 20_000 : 50_000 }
+      await generateTwilioRequests(entry.file, entry.count, twilioToken, url, kind, workload, entry.runId)
+      await generateTwilioRequests(entry.warmup, entry.warmupCount, twilioToken, url, kind, workload, entry.warmupRunId)
+      native.set(scenario, entry)
+    }
+    /** The messages the receipts scenario's status callbacks are about, already sent (provider message id stored). */
+    const storeSentMessages = async (runId: string, count: number): Promise<void> => {
+      await client.query(`
+        WITH a AS (INSERT INTO party (phone) VALUES ('+14150000001') ON CONFLICT (address) DO UPDATE SET phone = EXCLUDED.phone RETURNING id),
+             b AS (INSERT INTO party (phone) VALUES ('+12120000001') ON CONFLICT (address) DO UPDATE SET phone = EXCLUDED.phone RETURNING id),
+             c AS (INSERT INTO conversation (party_a_id, party_b_id) SELECT least(a.id, b.id), greatest(a.id, b.id) FROM a, b
+                   ON CONFLICT (party_a_id, party_b_id) DO UPDATE SET party_a_id = EXCLUDED.party_a_id RETURNING id)
+        INSERT INTO message (channel_id, external_id, conversation_id, sender_id, recipient_id, body, received_at, dispatch_status, provider_message_id, dispatched_at)
+        SELECT ch.id, 'sent-' || $1 || '-' || i, c.id, a.id, b.id, 'sent', now(), 'sent', $2 || lpad(i::text, 8, '0'), now()
+        FROM generate_series(0, $3::int - 1) AS i, a, b, c, channel ch WHERE ch.name = 'sms'`, [runId, twilioSid(runId, 0).slice(0, -8), count])
+    }
 
     const reset = async (): Promise<void> => {
-      await client.query('TRUNCATE attachment, message')
+      await client.query('TRUNCATE attachment, attachment_file, delivery_event, message')
       // Every run starts from the same state: the naive server's upserts leave dead party and conversation
       // rows behind, and a checkpoint that falls inside a run slows it.
       await client.query('VACUUM ANALYZE party, conversation')
@@ -178,10 +204,14 @@ async function main (): Promise<void> {
       await client.query('CHECKPOINT').catch((error: unknown) => { if ((error as { code?: string }).code !== '42501') throw error })
     }
     /** Distinct ids answered 202, and how many of them are in the database. */
-    const confirm = async (dir: string): Promise<{ distinct: number, stored: number }> => {
+    const confirm = async (dir: string, receipts = false): Promise<{ distinct: number, stored: number }> => {
       const ids = [...new Set(readdirSync(dir).flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter((l) => l !== '')))]
       if (ids.length === 0) return { distinct: 0, stored: 0 }
-      const stored = Number((await client.query<{ n: number }>('SELECT count(*)::int AS n FROM message WHERE external_id = ANY($1)', [ids])).rows[0]!.n)
+      // A receipt counts once its event is stored and linked to its message.
+      const sql = receipts
+        ? 'SELECT count(*)::int AS n FROM delivery_event WHERE provider_message_id = ANY($1) AND message_id IS NOT NULL'
+        : 'SELECT count(*)::int AS n FROM message WHERE external_id = ANY($1)'
+      const stored = Number((await client.query<{ n: number }>(sql, [ids])).rows[0]!.n)
       return { distinct: ids.length, stored }
     }
     const scrape = async (port: number): Promise<Map<string, number>> => {
@@ -210,7 +240,17 @@ async function main (): Promise<void> {
     const httpRun = async (scenario: Scenario, conns: number, seconds: number, rate?: number): Promise<HttpRun> => {
       await reset()
       let server: Server
-      const hermes = scenario === 'durable' || scenario === 'durable-half' || scenario === 'enqueued' || scenario === 'overload'
+      const hermes = scenario === 'durable' || scenario === 'durable-half' || scenario === 'enqueued' || scenario === 'overload' || scenario === 'twilio' || scenario === 'receipts'
+      const nativeFiles = scenario === 'twilio' || scenario === 'receipts' ? native.get(scenario)! : undefined
+      const target: WrkTarget = nativeFiles === undefined
+        ? {}
+        : { path: scenario === 'twilio' ? '/webhooks/twilio' : '/callbacks/twilio', contentType: 'application/x-www-form-urlencoded', signatureHeader: 'x-twilio-signature' }
+      if (scenario === 'receipts') {
+        await storeSentMessages(nativeFiles!.runId, nativeFiles!.count)
+        await storeSentMessages(nativeFiles!.warmupRunId, nativeFiles!.warmupCount)
+        await client.query('VACUUM ANALYZE message')
+      }
+      const measuredFile = nativeFiles?.file ?? requestsFile
       if (scenario === 'ceiling') server = await startServer(here('./ceiling-server.js'), [], { PORT: String(await freePort()) }, listeningPort)
       else if (scenario === 'naive') server = await startServer(here('./naive-server.js'), [], { PORT: String(await freePort()), DATABASE_URL: databaseUrl, SECRET: secret }, listeningPort)
       // Overload: a ring smaller than the connections, so that a closed-loop load generator
@@ -224,7 +264,7 @@ async function main (): Promise<void> {
       // 185 MiB rising to ~290 by 25 s, then 280-306 for the next 70 s), so the warm-up lasts as long as the run.
       const pacing = rate === undefined ? {} : { rate }
       if (scenario === 'overload') await runWrk({ port: server.port, requestsFile, duration: quick ? 1 : seconds, connections: conns })
-      else await runWrk({ port: server.port, requestsFile: warmupFile, duration: warmupSeconds, connections: conns, ...pacing })
+      else await runWrk({ port: server.port, requestsFile: nativeFiles?.warmup ?? warmupFile, duration: warmupSeconds, connections: conns, target, ...pacing })
       const rssBefore = rssBytes(pid)
       const before = hermes ? await scrape(server.port) : null
       const sentBefore = before === null ? 0 : providerSends(before)
@@ -237,7 +277,7 @@ async function main (): Promise<void> {
       let postgresCpu: number
       let rssAfter: number
       try {
-        result = await runWrk({ port: server.port, requestsFile, duration: seconds, connections: conns, ...(hermes || scenario === 'naive' ? { acceptedDir } : {}), ...pacing })
+        result = await runWrk({ port: server.port, requestsFile: measuredFile, duration: seconds, connections: conns, target, ...(hermes || scenario === 'naive' ? { acceptedDir } : {}), ...pacing })
         cpu = cpuSeconds(pid) - cpu0
         postgresCpu = cpuSecondsOf('postgres') - pg0
         rssAfter = rssBytes(pid)
@@ -251,7 +291,7 @@ async function main (): Promise<void> {
         ...result,
         ...(await (async () => {
           if (scenario === 'ceiling') return { confirmed: 0, distinctAccepted: 0 }
-          const c = await confirm(acceptedDir)
+          const c = await confirm(acceptedDir, scenario === 'receipts')
           return { confirmed: c.stored, distinctAccepted: c.distinct }
         })()),
         cpu,
@@ -284,7 +324,7 @@ async function main (): Promise<void> {
         }
         if (scenario === 'overload' && run > 1) continue
         // durable-half's connections only need to outnumber the requests in flight at its rate.
-        const conns = scenario === 'durable' ? durableConnections : scenario === 'durable-half' ? Math.max(2, Math.floor(durableConnections / 4)) : scenario === 'overload' ? connections * 8 : connections
+        const conns = scenario === 'durable' || scenario === 'twilio' || scenario === 'receipts' ? durableConnections : scenario === 'durable-half' ? Math.max(2, Math.floor(durableConnections / 4)) : scenario === 'overload' ? connections * 8 : connections
         const rate = scenario === 'durable-half' ? halfRate ?? Math.max(1, Math.round(results.get('durable')!.at(-1)!.confirmed / duration / 2)) : undefined
         const r = await httpRun(scenario, conns, scenario === 'overload' ? overloadSeconds : duration, rate)
         results.set(scenario, [...(results.get(scenario) ?? []), r])
@@ -331,6 +371,8 @@ async function main (): Promise<void> {
       // With --half-rate the load is not half of durable's, so the target is reported, not judged.
       { name: 'durable p99 ms at half the sustained rate', value: by('durable-half')?.p99 ?? null, goal: '<= 50 ms', pass: by('durable-half') === undefined || halfRate !== undefined ? null : by('durable-half')!.p99! <= 50, detail: by('durable-half') === undefined ? '' : halfRate !== undefined ? `sent at a fixed ${halfRate}/s (--half-rate), not judged` : `sent on a fixed schedule; stored ${(100 * by('durable-half')!.rps / (by('durable')?.rps ?? Number.NaN)).toFixed(0)}% of durable's rate` },
       { name: 'durable / ceiling', value: ratio('durable', 'ceiling'), goal: '(reported)', pass: null, detail: '' },
+      { name: 'twilio (signed forms) / durable', value: ratio('twilio', 'durable'), goal: '>= 0.90', pass: ratio('twilio', 'durable') === null ? null : ratio('twilio', 'durable')! >= 0.9, detail: by('twilio')?.note ?? '' },
+      { name: 'receipts (status callbacks) / durable', value: ratio('receipts', 'durable'), goal: '>= 0.90', pass: ratio('receipts', 'durable') === null ? null : ratio('receipts', 'durable')! >= 0.9, detail: by('receipts')?.note ?? '' },
       { name: 'enqueued / ceiling', value: ratio('enqueued', 'ceiling'), goal: '>= 0.40', pass: ratio('enqueued', 'ceiling') === null ? null : ratio('enqueued', 'ceiling')! >= 0.4, detail: by('enqueued')?.note ?? '' },
       { name: 'writer / raw COPY', value: ratio('writer', 'raw-copy'), goal: '>= 0.60', pass: ratio('writer', 'raw-copy') === null ? null : ratio('writer', 'raw-copy')! >= 0.6, detail: '' },
       { name: 'overload RSS growth', value: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1, goal: '< 0.10', pass: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1 < 0.1, detail: '' },

@@ -12,6 +12,7 @@ export const DEVELOPMENT_SECRET = 'hermes-development-secret'
 export const ackModes = ['durable', 'enqueued'] as const
 export const channelTypes = ['sms', 'mms', 'email'] as const
 export const providerKinds = ['twilio', 'sendgrid', 'http', 'mock'] as const
+export const channelFormats = ['hermes', 'twilio', 'sendgrid-parse'] as const
 /** pino's built-in levels plus 'silent'. */
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -19,6 +20,8 @@ export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 's
 export const kMaxTimerMs = 2_147_483_647
 export const kMinBodyBytes = 1024
 export const kMaxBodyBytes = 16 * 1024 * 1024
+/** A channel's own limit may go higher (SendGrid Inbound Parse posts up to 30 MB); such bodies travel outside the ring. */
+export const kMaxChannelBodyBytes = 32 * 1024 * 1024
 /** Room for a ring record's header and its four signature header values beside a largest body. */
 export const kRecordOverheadBytes = 4096
 /** The ring's cursors are Int32 slots, so the record area stays well below 2^31 bytes. */

@@ -4,14 +4,15 @@
  * Every bad field is collected and reported in one ConfigError whose
  * messages name the field path; the result is deeply frozen.
  */
+import { createPublicKey } from 'node:crypto'
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import { ConfigError } from './errors.js'
 import { kMaxNice } from './thread-priority.js'
 import {
   DEVELOPMENT_SECRET, ackModes, channelTypes, developmentConfig, kMaxBodyBytes, kMaxChannels,
-  kMaxRingBytes, kMaxTimerMs, kMinBodyBytes, kRecordOverheadBytes, logLevels, namePattern,
-  providerDefaults, providerKinds, topLevelDefaults
+  kMaxChannelBodyBytes, kMaxRingBytes, kMaxTimerMs, kMinBodyBytes, kRecordOverheadBytes, logLevels, namePattern,
+  channelFormats, providerDefaults, providerKinds, topLevelDefaults
 } from './config-defaults.js'
 
 export { DEVELOPMENT_SECRET } from './config-defaults.js'
@@ -19,6 +20,8 @@ export { DEVELOPMENT_SECRET } from './config-defaults.js'
 export type AckMode = 'durable' | 'enqueued'
 export type ChannelType = 'sms' | 'mms' | 'email'
 export type ProviderKind = 'twilio' | 'sendgrid' | 'http' | 'mock'
+/** How a channel's webhook body is read and verified: Hermes' JSON, Twilio's inbound form, SendGrid Inbound Parse. */
+export type ChannelFormat = 'hermes' | 'twilio' | 'sendgrid-parse'
 export interface RateLimit { readonly perSecond: number; readonly burst: number }
 export interface RetryPolicy { readonly maxAttempts: number; readonly baseDelayMs: number; readonly maxDelayMs: number }
 export interface ProviderConfig {
@@ -26,11 +29,28 @@ export interface ProviderConfig {
   readonly baseUrl: string | null; readonly accountSid: string | null; readonly authToken: string | null
   readonly apiKey: string | null; readonly from: string | null
   readonly rateLimit: RateLimit; readonly concurrency: number; readonly retry: RetryPolicy; readonly timeoutMs: number
+  /** SendGrid Event Webhook verification keys (base64 SPKI DER or PEM); empty when none. */
+  readonly eventWebhookPublicKeys: readonly string[]
+  /** Where this provider sends delivery receipts: `{publicUrl}/callbacks/{name}`, or null without publicUrl. */
+  readonly callbackUrl: string | null
 }
-export interface ChannelConfig { readonly name: string; readonly type: ChannelType; readonly provider: string; readonly secrets: readonly string[] }
+export interface ChannelConfig {
+  readonly name: string; readonly type: ChannelType; readonly provider: string; readonly secrets: readonly string[]
+  readonly format: ChannelFormat
+  /** Twilio auth tokens for format "twilio" (rotation); empty: the provider's authToken. */
+  readonly authTokens: readonly string[]
+  /** "user:password" entries accepted in Authorization: Basic (format "sendgrid-parse"). */
+  readonly basicAuth: readonly string[]
+  /** ECDSA P-256 keys verifying SendGrid's signature headers (format "sendgrid-parse"). */
+  readonly publicKeys: readonly string[]
+  /** This channel's body limit; above the top-level maxBodyBytes a body travels outside the ring. */
+  readonly maxBodyBytes: number
+}
 export interface HermesConfig {
   readonly port: number; readonly host: string
   readonly ack: AckMode; readonly ackTimeoutMs: number; readonly maxBodyBytes: number
+  /** The URL providers call Hermes at (scheme, host, port, no trailing slash), e.g. behind a TLS proxy; null: http:// + Host. */
+  readonly publicUrl: string | null
   readonly buffer: { readonly maxMessages: number; readonly maxBytes: number }
   readonly workers: number // Piscina threads
   readonly taskRecords: number // max ring records per worker task
@@ -54,10 +74,10 @@ export interface TlsConfig { readonly certFile: string; readonly keyFile: string
 type Dict = Record<string, unknown>
 interface IntRange { readonly min: number; readonly max?: number }
 
-const topLevelKeys = ['port', 'host', 'ack', 'ackTimeoutMs', 'maxBodyBytes', 'buffer', 'workers', 'taskRecords',
+const topLevelKeys = ['port', 'host', 'publicUrl', 'ack', 'ackTimeoutMs', 'maxBodyBytes', 'buffer', 'workers', 'taskRecords',
   'backgroundNice', 'writer', 'signature', 'dispatch', 'database', 'channels', 'providers', 'logLevel', 'shutdownTimeoutMs', 'tls']
-const channelKeys = ['type', 'provider', 'secrets']
-const providerKeys = ['kind', 'baseUrl', 'accountSid', 'authToken', 'apiKey', 'from', 'rateLimit', 'concurrency', 'retry', 'timeoutMs']
+const channelKeys = ['type', 'provider', 'format', 'secrets', 'authTokens', 'basicAuth', 'publicKeys', 'maxBodyBytes']
+const providerKeys = ['kind', 'baseUrl', 'accountSid', 'authToken', 'apiKey', 'from', 'rateLimit', 'concurrency', 'retry', 'timeoutMs', 'eventWebhookPublicKeys']
 const credentialsRequired: Record<ProviderKind, ReadonlyArray<'baseUrl' | 'accountSid' | 'authToken' | 'apiKey'>> = {
   twilio: ['baseUrl', 'accountSid', 'authToken'],
   sendgrid: ['baseUrl', 'apiKey'],
@@ -124,6 +144,14 @@ class Checker {
     return fallback
   }
 
+  /** An optional array of non-empty strings; [] when absent. */
+  strings (value: unknown, label: string, check?: (entry: string) => boolean, what = 'non-empty strings'): string[] {
+    if (value === undefined || value === null) return []
+    if (Array.isArray(value) && value.length > 0 && value.every((s) => typeof s === 'string' && s !== '' && (check === undefined || check(s)))) return [...value as string[]]
+    this.add(`${label} must be a non-empty array of ${what}`)
+    return []
+  }
+
   postgresUrl (value: unknown, label: string): string | null {
     if (value === undefined || value === null) return null
     if (typeof value === 'string' && parsesWith(value, ['postgres:', 'postgresql:'])) return value
@@ -142,6 +170,7 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
 
   let port = c.int(file.port, 'port', portRange, d.port)
   const host = c.string(file.host, 'host', d.host)
+  const publicUrl = readPublicUrl(c, file.publicUrl)
   let ack = c.choice(file.ack, 'ack', ackModes, d.ack) ?? d.ack
   const ackTimeoutMs = c.int(file.ackTimeoutMs, 'ackTimeoutMs', timer, d.ackTimeoutMs)
   const maxBodyBytes = c.int(file.maxBodyBytes, 'maxBodyBytes', { min: kMinBodyBytes, max: kMaxBodyBytes }, d.maxBodyBytes)
@@ -186,8 +215,8 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
   const shutdownTimeoutMs = c.int(file.shutdownTimeoutMs, 'shutdownTimeoutMs', timer, d.shutdownTimeoutMs)
 
   const tls = readTls(c, file.tls, cwd)
-  const providers = readProviders(c, file.providers)
-  const channels = readChannels(c, file.channels, providers?.names ?? null)
+  const providers = readProviders(c, file.providers, publicUrl)
+  const channels = readChannels(c, file.channels, providers?.names ?? null, providers?.configs ?? {}, maxBodyBytes)
 
   // Environment overrides win over the file; each is validated like its field, named by its variable.
   const fromEnv = (name: string): string | undefined => {
@@ -210,6 +239,7 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
   return deepFreeze({
     port,
     host,
+    publicUrl,
     ack,
     ackTimeoutMs,
     maxBodyBytes,
@@ -251,18 +281,18 @@ function readTls (c: Checker, value: unknown, cwd: string): TlsConfig | null {
  * The `providers` block; null when it is missing or not an object, and then channels skip
  * the name check. `names` includes broken entries so a channel is not blamed for them too.
  */
-function readProviders (c: Checker, value: unknown): { configs: Record<string, ProviderConfig>; names: Set<string> } | null {
+function readProviders (c: Checker, value: unknown, publicUrl: string | null): { configs: Record<string, ProviderConfig>; names: Set<string> } | null {
   const block = readNamedBlock(c, value, 'providers', 'provider')
   if (block === null) return null
   const configs: Record<string, ProviderConfig> = {}
   for (const [name, entry] of block) {
-    const config = readProvider(c, name, entry)
+    const config = readProvider(c, name, entry, publicUrl)
     if (config !== null) configs[name] = config
   }
   return { configs, names: new Set(block.map(([name]) => name)) }
 }
 
-function readProvider (c: Checker, name: string, value: unknown): ProviderConfig | null {
+function readProvider (c: Checker, name: string, value: unknown, publicUrl: string | null): ProviderConfig | null {
   const label = `providers.${name}`
   const p = c.object(value, label, providerKeys, true)
   if (p === undefined) return null
@@ -314,11 +344,42 @@ function readProvider (c: Checker, name: string, value: unknown): ProviderConfig
     rateLimit: { perSecond, burst },
     concurrency: c.int(p.concurrency, `${label}.concurrency`, positive, providerDefaults.concurrency),
     retry,
-    timeoutMs: c.int(p.timeoutMs, `${label}.timeoutMs`, timer, providerDefaults.timeoutMs)
+    timeoutMs: c.int(p.timeoutMs, `${label}.timeoutMs`, timer, providerDefaults.timeoutMs),
+    eventWebhookPublicKeys: readEventWebhookKeys(c, p.eventWebhookPublicKeys, label, kind),
+    callbackUrl: publicUrl !== null && (kind === 'twilio' || kind === 'sendgrid') ? `${publicUrl}/callbacks/${name}` : null
   }
 }
 
-function readChannels (c: Checker, value: unknown, providerNames: ReadonlySet<string> | null): Record<string, ChannelConfig> | null {
+function readEventWebhookKeys (c: Checker, value: unknown, label: string, kind: ProviderKind | null): string[] {
+  const keys = c.strings(value, `${label}.eventWebhookPublicKeys`, isEcdsaP256Key, 'ECDSA P-256 public keys (base64 SPKI DER or PEM)')
+  if (keys.length > 0 && kind !== null && kind !== 'sendgrid') c.add(`${label}.eventWebhookPublicKeys is only for kind sendgrid`)
+  return keys
+}
+
+/** Top-level publicUrl: an absolute http(s) URL with nothing after its path; a trailing slash is dropped. */
+function readPublicUrl (c: Checker, value: unknown): string | null {
+  if (value === undefined || value === null) return null
+  if (typeof value === 'string' && /^https?:\/\//i.test(value) && parsesWith(value, ['http:', 'https:']) && !/[?#]/.test(value)) {
+    return value.replace(/\/+$/, '')
+  }
+  c.add('publicUrl must be an absolute http(s) URL without query or fragment, e.g. https://hermes.example.com')
+  return null
+}
+
+/** Whether `text` is an ECDSA P-256 public key, as base64 SPKI DER (SendGrid's console shows this) or PEM. */
+export function isEcdsaP256Key (text: string): boolean {
+  try {
+    const key = text.includes('-----BEGIN')
+      ? createPublicKey(text)
+      : createPublicKey({ key: Buffer.from(text.replace(/\s+/g, ''), 'base64'), format: 'der', type: 'spki' })
+    return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1'
+  } catch {
+    return false
+  }
+}
+
+function readChannels (c: Checker, value: unknown, providerNames: ReadonlySet<string> | null,
+  providers: Readonly<Record<string, ProviderConfig>>, ringBodyBytes: number): Record<string, ChannelConfig> | null {
   const block = readNamedBlock(c, value, 'channels', 'channel')
   if (block === null) return null
   if (block.length > kMaxChannels) c.add(`channels must define at most ${kMaxChannels} channels (a ring record stores a one-byte channel index)`)
@@ -338,12 +399,40 @@ function readChannels (c: Checker, value: unknown, providerNames: ReadonlySet<st
       c.add(`${label}.provider "${provider}" is not a configured provider`)
     }
 
+    const format = c.choice(ch.format, `${label}.format`, channelFormats, 'hermes') ?? 'hermes'
     const secrets = ch.secrets
     const secretsOk = Array.isArray(secrets) && secrets.length > 0 && secrets.every((s) => typeof s === 'string' && s !== '')
-    if (!secretsOk) c.add(`${label}.secrets must be a non-empty array of non-empty strings`)
-    channels[name] = { name, type, provider, secrets: secretsOk ? [...(secrets as string[])] : [] }
+    // Only Hermes' own format is signed with channel secrets; the provider formats have their own credentials.
+    if (!secretsOk && (format === 'hermes' || secrets !== undefined)) c.add(`${label}.secrets must be a non-empty array of non-empty strings`)
+    const native = readNativeFormat(c, ch, label, format, type, providers[provider])
+    const maxBodyBytes = c.int(ch.maxBodyBytes, `${label}.maxBodyBytes`, { min: kMinBodyBytes, max: kMaxChannelBodyBytes }, ringBodyBytes)
+    channels[name] = { name, type, provider, secrets: secretsOk ? [...(secrets as string[])] : [], format, ...native, maxBodyBytes }
   }
   return channels
+}
+
+/** The credentials of a provider-native format, checked against the format, the channel type and its provider. */
+function readNativeFormat (c: Checker, ch: Dict, label: string, format: ChannelFormat, type: ChannelType, provider: ProviderConfig | undefined): { authTokens: string[], basicAuth: string[], publicKeys: string[] } {
+  const authTokens = c.strings(ch.authTokens, `${label}.authTokens`)
+  const basicAuth = c.strings(ch.basicAuth, `${label}.basicAuth`, (entry) => entry.indexOf(':') > 0, '"user:password" strings')
+  const publicKeys = c.strings(ch.publicKeys, `${label}.publicKeys`, isEcdsaP256Key, 'ECDSA P-256 public keys (base64 SPKI DER or PEM)')
+  const only = (field: string, value: unknown, formatName: ChannelFormat): void => {
+    if (value !== undefined && format !== formatName) c.add(`${label}.${field} is only for format "${formatName}"`)
+  }
+  only('authTokens', ch.authTokens, 'twilio')
+  only('basicAuth', ch.basicAuth, 'sendgrid-parse')
+  only('publicKeys', ch.publicKeys, 'sendgrid-parse')
+  if (format === 'twilio') {
+    if (type === 'email') c.add(`${label}.format "twilio" needs a channel of type sms or mms`)
+    if (ch.authTokens === undefined && provider !== undefined && (provider.kind !== 'twilio' || provider.authToken === null)) {
+      c.add(`${label}.authTokens is required for format "twilio" unless the channel's provider is of kind twilio`)
+    }
+  }
+  if (format === 'sendgrid-parse') {
+    if (type !== 'email') c.add(`${label}.format "sendgrid-parse" needs a channel of type email`)
+    if (ch.basicAuth === undefined && ch.publicKeys === undefined) c.add(`${label} of format "sendgrid-parse" needs basicAuth or publicKeys (or both)`)
+  }
+  return { authTokens, basicAuth, publicKeys }
 }
 
 /** A required, non-empty object of named entries whose names are valid; null when the block itself is unusable. */
@@ -405,7 +494,12 @@ export function redactedConfig (config: HermesConfig): unknown {
     ...config,
     database: { ...config.database, url: config.database.url === null ? null : redactUrl(config.database.url) },
     // Keep one placeholder per secret: how many are active (rotation) is worth seeing in the log.
-    channels: mapValues(config.channels, (ch) => ({ ...ch, secrets: ch.secrets.map(() => REDACTED) })),
+    channels: mapValues(config.channels, (ch) => ({
+      ...ch,
+      secrets: ch.secrets.map(() => REDACTED),
+      authTokens: ch.authTokens.map(() => REDACTED),
+      basicAuth: ch.basicAuth.map((entry) => `${entry.slice(0, entry.indexOf(':'))}:${REDACTED}`)
+    })),
     providers: mapValues(config.providers, (p) => ({
       ...p,
       baseUrl: p.baseUrl === null ? null : redactUrl(p.baseUrl),

@@ -80,7 +80,18 @@ export const Rejection = {
   threadLost: { status: 503, code: 'HERMES_ERR_THREAD_LOST' },
   /** PostgreSQL refused the message's row (a constraint the validation did not foresee). */
   storeRefused: { status: 500, code: 'HERMES_ERR_STORE_REFUSED' },
-  internal: { status: 500, code: 'HERMES_ERR_INTERNAL' }
+  internal: { status: 500, code: 'HERMES_ERR_INTERNAL' },
+  // Provider-native formats and delivery receipts (design.md, "Provider-native webhooks", "Delivery receipts").
+  unknownProvider: { status: 404, code: 'HERMES_ERR_UNKNOWN_PROVIDER' },
+  headersTooLarge: { status: 400, code: 'HERMES_ERR_HEADERS_TOO_LARGE' },
+  malformedSignature: { status: 401, code: 'HERMES_ERR_SIGNATURE_MALFORMED' },
+  invalidCredentials: { status: 401, code: 'HERMES_ERR_BASIC_AUTH_INVALID' },
+  unsupportedMediaType: { status: 415, code: 'HERMES_ERR_UNSUPPORTED_MEDIA_TYPE' },
+  malformedForm: { status: 400, code: 'HERMES_ERR_MALFORMED_FORM' },
+  malformedMultipart: { status: 400, code: 'HERMES_ERR_MALFORMED_MULTIPART' },
+  malformedMime: { status: 400, code: 'HERMES_ERR_MALFORMED_MIME' },
+  notAnArray: { status: 400, code: 'HERMES_ERR_NOT_AN_ARRAY' },
+  batchTooLarge: { status: 413, code: 'HERMES_ERR_BATCH_TOO_LARGE' }
 } as const
 
 export type RejectionKind = keyof typeof Rejection

@@ -24,7 +24,8 @@ import { Intake } from './ingest/intake.js'
 import { PendingRequests } from './http/pending-requests.js'
 import { startHttpServer, type HttpServer } from './http/server.js'
 import { loadNativeUws, nativeBindingPath } from './http/uws.js'
-import { channelRules } from './process/channel-rules.js'
+import { processRules } from './process/channel-rules.js'
+import type { SuccessKind } from './http/answers.js'
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js'
 import { prepareDatabase } from './store/schema.js'
 import { openSession, sessionProfiles } from './store/session.js'
@@ -140,7 +141,8 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
       })
     }
 
-    const rulesBoard = RulesBoard.create(channelRules(config))
+    const rulesBoard = RulesBoard.create(processRules(config))
+    const receiptProviders = processRules(config).providers
     let generation = 0
     const workerData: ProcessWorkerData = {
       ring: ring.buffer,
@@ -180,6 +182,10 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
         if (result.acceptedSlots.length > 0) {
           const message: ToWriter = { type: 'batch', slots: result.acceptedSlots, rows: result.rows }
           writer.postMessage(message, [result.acceptedSlots.buffer as ArrayBuffer, result.rows.buffer as ArrayBuffer])
+        }
+        if (result.receiptSlots.length > 0) {
+          const message: ToWriter = { type: 'batch', kind: 'receipts', slots: result.receiptSlots, rows: result.receiptRows }
+          writer.postMessage(message, [result.receiptSlots.buffer as ArrayBuffer, result.receiptRows.buffer as ArrayBuffer])
         }
       },
       onRetry: (error) => {
@@ -231,7 +237,12 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
     dispatch.on('message', (message: FromDispatch) => { if (message.type === 'fatal') threadLost('dispatch', `${message.code}: ${message.message}`) })
     metrics.set('hermes_threads_up', ['writer'], 1)
     metrics.set('hermes_threads_up', ['dispatch'], 1)
-    const intake = new Intake(ring, feeder, pending, durable, meter, channels)
+    const channelConfigs = Object.values(config.channels)
+    const intake = new Intake(ring, feeder, pending, durable, meter, channels, {
+      success: channelConfigs.map((ch): SuccessKind => ch.format === 'twilio' ? 'twiml' : ch.format === 'sendgrid-parse' ? 'ok' : 'stored'),
+      ringBodyBytes: config.maxBodyBytes,
+      maxOutOfBandBytes: outOfBandBudget(config)
+    })
     const registry = createRegistry(metrics, scrapeGauges(ring, status))
 
     const server: HttpServer = await startHttpServer({
@@ -239,6 +250,8 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
       port: config.port,
       maxBodyBytes: config.maxBodyBytes,
       channels,
+      channelRoutes: channelConfigs.map((ch) => ({ maxBodyBytes: ch.maxBodyBytes, native: ch.format !== 'hermes' })),
+      callbackProviders: receiptProviders.map((p) => p.name),
       meter,
       scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       tls: config.tls,
@@ -288,7 +301,7 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
       if (restart.length > 0) throw new ReloadRefusedError(restart.map((field) => `${field} cannot change without a restart`))
       const refused = (error: unknown): ReloadRefusedError => new ReloadRefusedError([error instanceof Error ? error.message : String(error)])
       // Everything that can refuse the reload is checked before anything is applied.
-      const rules = channelRules(next)
+      const rules = processRules(next)
       try { rulesBoard.check(rules) } catch (error) { throw refused(error) }
       // The slot the new generation takes is the one of generation - 1: wait until no range verified with it is in flight.
       const waitUntil = Date.now() + config.ackTimeoutMs
@@ -344,6 +357,15 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
     await unwind()
     throw error
   }
+}
+
+/**
+ * Bodies above the ring's record budget (a channel's own maxBodyBytes) each get a shared buffer
+ * of their own; this bounds their total: four of the largest allowed, at least 64 MiB.
+ */
+function outOfBandBudget (config: HermesConfig): number {
+  const largest = Math.max(0, ...Object.values(config.channels).map((ch) => ch.maxBodyBytes))
+  return Math.max(64 * 1024 * 1024, 4 * largest)
 }
 
 function scrapeGauges (ring: IngressRing, status: Int32Array): ScrapeGauge[] {

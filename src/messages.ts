@@ -13,6 +13,8 @@ export interface ProcessTask {
   readonly offset: number
   readonly count: number
   readonly generation: number
+  /** The bodies of the range's out-of-band records, in record order (ring-layout.ts, kFlagOutOfBand). */
+  readonly bodies?: readonly SharedArrayBuffer[]
 }
 
 export interface RecordRejection {
@@ -24,17 +26,27 @@ export interface RecordRejection {
   readonly fields?: FieldProblem[]
 }
 
-/** Piscina task result. `rows` holds one COPY text line per accepted slot, in order. */
+/**
+ * Piscina task result. `rows` holds one COPY text line per accepted slot, in order;
+ * `receiptRows` one line per accepted delivery-receipt request (src/store/receipt-sql.ts).
+ */
 export interface ProcessResult {
   readonly acceptedSlots: Uint32Array
   readonly rows: Uint8Array
+  readonly receiptSlots: Uint32Array
+  readonly receiptRows: Uint8Array
   readonly rejected: RecordRejection[]
+  /** Records by inbound format (src/metrics/definitions.ts, inboundFormats): [accepted, rejected]. */
+  readonly formats: Readonly<Record<string, readonly [number, number]>>
   readonly elapsedMs: number
 }
 
+/** What a writer batch holds: messages (the staging table) or delivery receipts (the receipt staging table). */
+export type BatchKind = 'messages' | 'receipts'
+
 /** main → writer */
 export type ToWriter =
-  | { readonly type: 'batch', readonly slots: Uint32Array, readonly rows: Uint8Array }
+  | { readonly type: 'batch', readonly slots: Uint32Array, readonly rows: Uint8Array, readonly kind?: BatchKind }
   | { readonly type: 'stop' }
 
 /** writer → main */
@@ -150,7 +162,7 @@ export interface WriterData {
 /** workerData of the Piscina process workers */
 export interface ProcessWorkerData {
   readonly ring: SharedArrayBuffer
-  /** The channel rules by generation (src/process/rules-board.ts): a reload publishes new secrets there. */
+  /** What the workers verify with (channel rules, receipt providers, publicUrl) by generation (src/process/rules-board.ts): a reload publishes a new one. */
   readonly rulesBoard: SharedArrayBuffer
   readonly toleranceSeconds: number
   /** Nice increment of each worker thread (src/thread-priority.ts). */

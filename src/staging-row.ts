@@ -13,7 +13,9 @@ export const stagingColumns = [
   'body', // message text ('' when absent)
   'sent_at', // the payload's timestamp, ISO-8601, or \N
   'received_at', // when the front end read the request, ISO-8601
-  'attachments' // PostgreSQL text[] literal, '{}' when none
+  'attachments', // PostgreSQL text[] literal, '{}' when none
+  'subject', // an email's subject (sendgrid-parse), or \N
+  'files' // attached files (sendgrid-parse) as JSON [{filename, type, size, sha256 (hex), data (base64)}], or \N
 ] as const
 
 export type StagingColumn = typeof stagingColumns[number]

@@ -42,7 +42,7 @@ function check (t: Test, cases: Case[]): void {
   for (const [what, raw, env, expected] of cases) t.strictSame(problemsOf(raw, env), expected, what)
 }
 
-const topLevelKeys = 'port, host, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, backgroundNice, writer, signature, dispatch, database, channels, providers, logLevel, shutdownTimeoutMs, tls'
+const topLevelKeys = 'port, host, publicUrl, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, backgroundNice, writer, signature, dispatch, database, channels, providers, logLevel, shutdownTimeoutMs, tls'
 const timerRange = 'an integer from 1 to 2147483647'
 
 t.test('the valid baseline has no problems', async (t) => {
@@ -64,8 +64,8 @@ t.test('unknown keys are typos', async (t) => {
     ['$comment is allowed', withTop({ $comment: 'fine' }), {}, []],
     ['in buffer', withTop({ buffer: { maxMesages: 1 } }), {}, ['buffer.maxMesages is not a known key (expected one of: maxMessages, maxBytes)']],
     ['in writer', withTop({ writer: { batchRows: 1 } }), {}, ['writer.batchRows is not a known key (expected one of: maxBatchRows, maxBatchDelayMs, maxQueuedRows)']],
-    ['in a channel', withSms({ secret: 'x' }), {}, ['channels.sms.secret is not a known key (expected one of: type, provider, secrets)']],
-    ['in a provider', withTwilio({ authtoken: 'x' }), {}, ['providers.twilio.authtoken is not a known key (expected one of: kind, baseUrl, accountSid, authToken, apiKey, from, rateLimit, concurrency, retry, timeoutMs)']],
+    ['in a channel', withSms({ secret: 'x' }), {}, ['channels.sms.secret is not a known key (expected one of: type, provider, format, secrets, authTokens, basicAuth, publicKeys, maxBodyBytes)']],
+    ['in a provider', withTwilio({ authtoken: 'x' }), {}, ['providers.twilio.authtoken is not a known key (expected one of: kind, baseUrl, accountSid, authToken, apiKey, from, rateLimit, concurrency, retry, timeoutMs, eventWebhookPublicKeys)']],
     ['in a rate limit', withTwilio({ rateLimit: { perSecnd: 5 } }), {}, ['providers.twilio.rateLimit.perSecnd is not a known key (expected one of: perSecond, burst)']],
     ['in a retry policy', withTwilio({ retry: { attempts: 5 } }), {}, ['providers.twilio.retry.attempts is not a known key (expected one of: maxAttempts, baseDelayMs, maxDelayMs)']]
   ])

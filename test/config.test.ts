@@ -56,6 +56,7 @@ t.test('a file with only channels and providers gets every default', async (t) =
   t.strictSame(config, {
     port: 8080,
     host: '0.0.0.0',
+    publicUrl: null,
     ack: 'durable',
     ackTimeoutMs: 10000,
     maxBodyBytes: 65536,
@@ -67,7 +68,7 @@ t.test('a file with only channels and providers gets every default', async (t) =
     signature: { toleranceSeconds: 300 },
     dispatch: { leaseMs: 60000, pollMs: 500, nice: 10 },
     database: { url: null, embeddedDir: join(cwd, '.hermes', 'postgres'), embeddedPort: 54320 },
-    channels: { sms: { name: 'sms', type: 'sms', provider: 'mock', secrets: ['s'] } },
+    channels: { sms: { name: 'sms', type: 'sms', provider: 'mock', secrets: ['s'], format: 'hermes', authTokens: [], basicAuth: [], publicKeys: [], maxBodyBytes: 65536 } },
     providers: {
       mock: {
         name: 'mock',
@@ -80,7 +81,9 @@ t.test('a file with only channels and providers gets every default', async (t) =
         rateLimit: { perSecond: 100, burst: 100 },
         concurrency: 32,
         retry: { maxAttempts: 12, baseDelayMs: 500, maxDelayMs: 600000 },
-        timeoutMs: 10000
+        timeoutMs: 10000,
+        eventWebhookPublicKeys: [],
+        callbackUrl: null
       }
     },
     logLevel: 'info',
@@ -96,7 +99,7 @@ t.test('no config at all runs the development default on the mock provider', asy
   t.equal(DEVELOPMENT_SECRET, 'hermes-development-secret')
   t.strictSame(Object.keys(config.channels), ['sms', 'mms', 'email'])
   for (const name of ['sms', 'mms', 'email']) {
-    t.strictSame(config.channels[name], { name, type: name, provider: 'mock', secrets: [DEVELOPMENT_SECRET] })
+    t.strictSame(config.channels[name], { name, type: name, provider: 'mock', secrets: [DEVELOPMENT_SECRET], format: 'hermes', authTokens: [], basicAuth: [], publicKeys: [], maxBodyBytes: 65536 })
   }
   t.strictSame(Object.keys(config.providers), ['mock'])
   t.equal(config.providers.mock.kind, 'mock')
@@ -107,7 +110,7 @@ t.test('no config at all runs the development default on the mock provider', asy
 t.test('the design.md example is accepted as written', async (t) => {
   const config = resolveConfig(designExample(), {}, cwd)
   t.equal(config.developmentSecret, false)
-  t.strictSame(config.channels.sms, { name: 'sms', type: 'sms', provider: 'twilio', secrets: ['current-secret', 'previous-secret'] })
+  t.strictSame(config.channels.sms, { name: 'sms', type: 'sms', provider: 'twilio', secrets: ['current-secret', 'previous-secret'], format: 'hermes', authTokens: [], basicAuth: [], publicKeys: [], maxBodyBytes: 65536 })
   t.equal(config.channels.email.type, 'email', 'the type defaults to the channel name')
   t.match(config.providers.twilio, { kind: 'twilio', baseUrl: 'https://api.twilio.com', accountSid: 'AC123', authToken: 'token', apiKey: null })
   t.strictSame(config.providers.sendgrid.rateLimit, { perSecond: 600, burst: 600 })
@@ -162,7 +165,7 @@ t.test('every field can be set in the file', async (t) => {
     logLevel: 'debug',
     shutdownTimeoutMs: 1000
   })
-  t.strictSame(config.channels, { alerts: { name: 'alerts', type: 'email', provider: 'web', secrets: ['a', 'b'] } })
+  t.strictSame(config.channels, { alerts: { name: 'alerts', type: 'email', provider: 'web', secrets: ['a', 'b'], format: 'hermes', authTokens: [], basicAuth: [], publicKeys: [], maxBodyBytes: 1024 } })
   t.match(config.providers.web, {
     kind: 'http',
     baseUrl: 'http://127.0.0.1:9999/base',

@@ -6,10 +6,11 @@ import { startFakeProvider } from '../src/harness/fake-provider.js'
 
 const fake = await startFakeProvider(t)
 
-function provider (name: string, fields: Record<string, unknown>): ProviderConfig {
+function provider (name: string, fields: Record<string, unknown>, top: Record<string, unknown> = {}): ProviderConfig {
   const config = resolveConfig({
     channels: { sms: { provider: name, secrets: ['s'] } },
-    providers: { [name]: { baseUrl: fake.url, concurrency: 2, timeoutMs: 2000, ...fields } }
+    providers: { [name]: { baseUrl: fake.url, concurrency: 2, timeoutMs: 2000, ...fields } },
+    ...top
   }, {})
   return config.providers[name]!
 }
@@ -57,6 +58,14 @@ t.test('twilio: an SMS without attachments sends no MediaUrl; a configured From 
   t.same(req.body, { To: '+12125551234', From: '+15005550006', Body: 'hi & bye = ünïcödé 🎉' })
 })
 
+t.test('twilio: with publicUrl set every message asks for status callbacks at /callbacks/{provider}', async (t) => {
+  const client = createProviderClient(provider('tw', { kind: 'twilio', accountSid: 'AC123', authToken: 'tok' }, { publicUrl: 'https://hermes.example.com/' }))
+  t.teardown(() => client.close())
+  const before = fake.requests.length
+  await client.send(message({ attachments: [], type: 'sms' }))
+  t.equal(fake.requests[before]!.body.StatusCallback, 'https://hermes.example.com/callbacks/tw')
+})
+
 t.test('sendgrid: JSON to /v3/mail/send with a bearer key; the id is X-Message-Id', async (t) => {
   const client = createProviderClient(provider('sendgrid', { kind: 'sendgrid', apiKey: 'SG.key' }))
   t.teardown(() => client.close())
@@ -70,7 +79,8 @@ t.test('sendgrid: JSON to /v3/mail/send with a bearer key; the id is X-Message-I
     personalizations: [{ to: [{ email: 'bob@example.com' }] }],
     from: { email: 'alice@example.com' },
     subject: 'Lunch?',
-    content: [{ type: 'text/plain', value: 'Lunch?\nAt noon.\n\nAttachments:\nhttps://cdn.example.com/a.png\ns3://bucket/b.jpg' }]
+    content: [{ type: 'text/plain', value: 'Lunch?\nAt noon.\n\nAttachments:\nhttps://cdn.example.com/a.png\ns3://bucket/b.jpg' }],
+    custom_args: { hermes_message_id: '42' }
   })
   t.match(result, { ok: true, providerMessageId: /^[\w-]{10,}$/ })
 })

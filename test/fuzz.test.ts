@@ -1,10 +1,16 @@
 // Generated hostile bodies, at the worker's function and over HTTP: never a throw, never a 5xx,
 // never a row from an invalid message, and good traffic beside them is untouched.
 import t from 'tap'
-import { createHmac } from 'node:crypto'
+import { createHmac, generateKeyPairSync, sign as sign2 } from 'node:crypto'
 import { processWebhook } from '../src/process/process-webhook.js'
-import type { ChannelRule } from '../src/process/types.js'
-import { smsPayload, startTestHermes } from './helpers/hermes.js'
+import type { ChannelRule, ProviderRule } from '../src/process/types.js'
+import { parseForm } from '../src/process/form.js'
+import { twilioParamString, twilioSignature } from '../src/process/twilio-signature.js'
+import { processTwilioInbound } from '../src/process/twilio-inbound.js'
+import { processSendgridEvents } from '../src/process/receipts.js'
+import { processSendgridParse } from '../src/process/sendgrid-parse.js'
+import type { NativeMeta } from '../src/native-meta.js'
+import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
 
 // A small seeded PRNG (mulberry32) so a failure can be replayed.
 function prng (seed: number): () => number {
@@ -76,4 +82,109 @@ t.test('300 generated bodies over HTTP beside valid traffic: 202/400/422 only, a
   t.ok(stored.rows[0]!['n'] <= accepted, `${stored.rows[0]!['n']} fuzz rows stored for ${accepted} accepted (duplicates share a row)`)
   const good2 = await h.db.query("SELECT count(*)::int AS n FROM message WHERE external_id LIKE 't-%'")
   t.equal(good2.rows[0]!['n'], 50)
+})
+
+// ---------------------------------------------------------------------------
+// The provider-native formats: Twilio forms, SendGrid Event Webhook batches, Inbound Parse multipart.
+
+const twilioRule: ChannelRule = { name: 'sms', addressKind: 'phone', maxAttachments: 10, secrets: [], format: 'twilio', authTokens: ['tok'] }
+const parseRule: ChannelRule = { name: 'email', addressKind: 'email', maxAttachments: 25, secrets: [], format: 'sendgrid-parse', basicAuth: ['u:p'] }
+const formPieces = ['MessageSid=SM1', 'From=%2B14155550001', 'To=%2B14155550002', 'Body=hi+there', 'NumMedia=1', 'NumMedia=11', 'MediaUrl0=https%3A%2F%2Fx.example%2F0',
+  'MediaUrl3=ftp%3A%2F%2Fx', 'From=whatsapp%3A%2B1415', '%', '%G1=x', 'Body=%FF', 'Body=%C3%A9%F0%9F%92%A5', '=', '&&', 'To=', 'Body=' + '%00', 'MessageSid=' + 'x'.repeat(300)]
+
+function twilioMeta (signature = ''): NativeMeta {
+  return { path: '/webhooks/sms', query: '', host: 'h', contentType: 'application/x-www-form-urlencoded', authorization: 'Basic dTpw', twilioSignature: signature, emailSignature: '', emailTimestamp: '' }
+}
+
+function formCase (rand: () => number): Buffer {
+  if (rand() < 0.1) return Buffer.from(Array.from({ length: Math.floor(rand() * 100) }, () => Math.floor(rand() * 256)))
+  return Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 8) }, () => formPieces[Math.floor(rand() * formPieces.length)]).join('&'))
+}
+
+t.test('2000 generated Twilio forms, signed, through the worker function: 400/415/422 or a clean row, never an exception', async (t) => {
+  const rand = prng(19)
+  const statuses = new Map<number, number>()
+  for (let i = 0; i < 2000; i++) {
+    const b = formCase(rand)
+    const form = parseForm(b)
+    const signature = form.ok ? twilioSignature('tok', 'http://h/webhooks/sms', twilioParamString(form.params)) : 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='
+    const verdict = processTwilioInbound({ channel: twilioRule, body: b, providerSignature: '', webhookId: '', webhookTimestamp: '', webhookSignature: '', receivedAtMs: Date.now() }, twilioMeta(signature), { toleranceSeconds: 300, nowMs: Date.now(), publicUrl: null })
+    const status = verdict.ok ? 200 : verdict.status
+    statuses.set(status, (statuses.get(status) ?? 0) + 1)
+    if (!verdict.ok && verdict.status >= 500) t.fail(`5xx for form case ${i}`)
+    if (verdict.ok && (verdict.row.includes('\u0000') || verdict.row.slice(0, -1).includes('\n'))) t.fail(`form case ${i}: not one clean COPY line`)
+  }
+  t.ok((statuses.get(400) ?? 0) > 0 && (statuses.get(422) ?? 0) > 0 && (statuses.get(200) ?? 0) > 0, `a mix of outcomes: ${JSON.stringify(Object.fromEntries(statuses))}`)
+})
+
+t.test('600 generated Event Webhook bodies, signed: 400/413/422 or one receipt row, never an exception', async (t) => {
+  const rand = prng(7)
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+  const provider: ProviderRule = { name: 'sendgrid', kind: 'sendgrid', authTokens: [], publicKeys: [publicKey.export({ type: 'spki', format: 'der' }).toString('base64')] }
+  const statuses = new Map<number, number>()
+  for (let i = 0; i < 600; i++) {
+    const r = rand()
+    const b = r < 0.3
+      ? body(rand)
+      : Buffer.from(JSON.stringify(Array.from({ length: Math.floor(rand() * 5) }, () => rand() < 0.7
+        ? { event: edgeStrings[Math.floor(rand() * edgeStrings.length)], sg_event_id: `e${i}`, sg_message_id: value(rand, 2), timestamp: value(rand, 3), custom_args: value(rand, 2) }
+        : value(rand, 1))))
+    const signature = sign2('sha256', Buffer.concat([Buffer.from('1700000000'), b]), privateKey).toString('base64')
+    const meta = { ...twilioMeta(), contentType: 'application/json', emailSignature: signature, emailTimestamp: '1700000000' }
+    const verdict = processSendgridEvents(provider, b, meta, Date.now())
+    const status = verdict.ok ? 200 : verdict.status
+    statuses.set(status, (statuses.get(status) ?? 0) + 1)
+    if (!verdict.ok && verdict.status >= 500) t.fail(`5xx for event case ${i}`)
+    if (verdict.ok && (verdict.row.includes('\u0000') || verdict.row.slice(0, -1).includes('\n'))) t.fail(`event case ${i}: not one clean COPY line`)
+  }
+  t.ok((statuses.get(400) ?? 0) > 0 && (statuses.get(422) ?? 0) > 0 && (statuses.get(200) ?? 0) > 0, `a mix of outcomes: ${JSON.stringify(Object.fromEntries(statuses))}`)
+})
+
+t.test('500 mutated Inbound Parse bodies: 400/401/415/422 or a clean row, never an exception', async (t) => {
+  const rand = prng(11)
+  const form = new FormData()
+  form.append('from', 'Alice <alice@example.org>')
+  form.append('to', 'bob@example.com')
+  form.append('subject', 'hi')
+  form.append('text', 'body')
+  form.append('attachment1', new Blob([Buffer.from([0, 255, 1, 254])], { type: 'image/png' }), 'a.png')
+  const request = new Request('http://x/', { method: 'POST', body: form })
+  const valid = Buffer.from(await request.arrayBuffer())
+  const contentType = request.headers.get('content-type')!
+  const statuses = new Map<number, number>()
+  for (let i = 0; i < 500; i++) {
+    const b = Buffer.from(valid)
+    const mutations = Math.floor(rand() * 4)
+    for (let m = 0; m < mutations; m++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256)
+    const cut = rand() < 0.2 ? b.subarray(0, Math.floor(rand() * b.length)) : b
+    const meta = { ...twilioMeta(), contentType: rand() < 0.1 ? 'multipart/form-data' : contentType }
+    const verdict = await processSendgridParse({ channel: parseRule, body: cut, providerSignature: '', webhookId: '', webhookTimestamp: '', webhookSignature: '', receivedAtMs: Date.now() }, meta)
+    const status = verdict.ok ? 200 : verdict.status
+    statuses.set(status, (statuses.get(status) ?? 0) + 1)
+    if (!verdict.ok && verdict.status >= 500) t.fail(`5xx for multipart case ${i}: ${verdict.message}`)
+    if (verdict.ok && (verdict.row.includes('\u0000') || verdict.row.slice(0, -1).includes('\n'))) t.fail(`multipart case ${i}: not one clean COPY line`)
+  }
+  t.ok((statuses.get(400) ?? 0) > 0 && (statuses.get(200) ?? 0) > 0, `a mix of outcomes: ${JSON.stringify(Object.fromEntries(statuses))}`)
+})
+
+t.test('generated Twilio forms over HTTP beside valid JSON traffic: 4xx or 200 only, valid traffic untouched', async (t) => {
+  const h = await startTestHermes(t, {
+    channels: { sms: { provider: 'mock', secrets: ['test-secret'] }, twilio: { type: 'sms', provider: 'mock', format: 'twilio', authTokens: ['tok'] } },
+    providers: { mock: { kind: 'mock' } }
+  })
+  const rand = prng(5)
+  const cases = Array.from({ length: 100 }, () => formCase(rand))
+  const good = Array.from({ length: 50 }, () => smsPayload())
+  const [fuzzed, valid] = await Promise.all([
+    Promise.all(cases.map(async (b) => {
+      const form = parseForm(b)
+      const url = `${h.base}/webhooks/twilio`
+      const signature = form.ok ? twilioSignature('tok', url, twilioParamString(form.params)) : 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='
+      return await send('POST', url, b, { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': signature })
+    })),
+    Promise.all(good.map(async (p) => await h.postSigned('sms', p)))
+  ])
+  t.ok(fuzzed.every((a) => [200, 400, 401, 422].includes(a.status)), `statuses: ${[...new Set(fuzzed.map((a) => a.status))].join(', ')}`)
+  t.ok(fuzzed.every((a) => a.status === 200 || typeof a.json?.error?.code === 'string'), 'every refusal has a JSON error code')
+  t.same(valid.map((a) => a.status), Array(50).fill(202), 'valid traffic beside it is accepted')
 })

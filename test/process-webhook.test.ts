@@ -49,7 +49,7 @@ t.test('an accepted webhook becomes one COPY line in staging column order', asyn
   if (!verdict.ok) return
   t.equal(verdict.row, [
     'sms', 'ext-123', 'phone', '+14155552671', '+12125551234', 'hi', '2026-11-29T10:00:00.000Z', '2026-11-29T10:00:04.995Z',
-    '{"https://cdn.example.com/a.png","s3://bucket/b.jpg"}'
+    '{"https://cdn.example.com/a.png","s3://bucket/b.jpg"}', '\\N', '\\N'
   ].join('\t') + '\n')
 })
 
@@ -64,7 +64,9 @@ t.test('a webhook without timestamp or attachments has sent_at \\N and an empty 
     body: '',
     sent_at: null,
     received_at: new Date(nowMs - 5).toISOString(),
-    attachments: '{}'
+    attachments: '{}',
+    subject: null,
+    files: null
   })
 })
 

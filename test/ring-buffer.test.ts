@@ -501,3 +501,20 @@ t.test('property: 100k random writes and releases against a small ring', async (
   t.ok(stats.emptied > 100, 'the ring emptied many times')
   t.equal(stats.maxUsed, capacity, 'the ring was filled to exactly its capacity at some point')
 })
+
+t.test('a record keeps its kind, its meta string and its out-of-band flag; an out-of-band body takes no ring bytes', async (t) => {
+  const ring = IngressRing.create(1024, 8)
+  const meta = '/webhooks/sms\nx=1\nhermes.example.com\napplication/x-www-form-urlencoded\n\nsig=\n\n'
+  const at = ring.tryWrite(input({ slot: 7, kind: 1, meta, body: Buffer.from('Body=hi') }))
+  const big = new Uint8Array(100_000)
+  const oob = ring.tryWrite(input({ slot: 8, meta: 'm', body: big, outOfBand: true }))
+  t.ok(oob >= 0, 'a body far larger than the ring fits when it travels out of band')
+  const first = ring.read(at)
+  t.match(first, { slot: 7, kind: 1, meta, outOfBand: false })
+  t.equal(first.body.toString(), 'Body=hi')
+  const second = ring.read(oob)
+  t.match(second, { slot: 8, kind: 0, meta: 'm', outOfBand: true })
+  t.equal(second.body.length, 0)
+  t.equal(IngressRing.recordBytes(input({ meta: 'm', body: big, outOfBand: true })), 40, 'header and meta only')
+  t.match(ring.read(ring.tryWrite(input({ slot: 9 }))), { kind: 0, meta: '', outOfBand: false }, "Hermes' own format carries neither")
+})

@@ -5,9 +5,9 @@ import t from 'tap'
 import { Worker } from 'node:worker_threads'
 import { once } from 'node:events'
 import { RulesBoard } from '../src/process/rules-board.js'
-import type { ChannelRule } from '../src/process/types.js'
+import type { ProcessRules } from '../src/process/types.js'
 
-const rules = (secret: string): ChannelRule[] => [{ name: 'sms', addressKind: 'phone', maxAttachments: 10, secrets: [secret, `${secret}-2`] }]
+const rules = (secret: string): ProcessRules => ({ channels: [{ name: 'sms', addressKind: 'phone', maxAttachments: 10, secrets: [secret, `${secret}-2`] }], providers: [], publicUrl: null })
 
 t.test('each generation reads back exactly the rules published as it', async (t) => {
   const board = RulesBoard.create(rules('gen-0'))
@@ -28,7 +28,7 @@ t.test('another thread reads the generation its task names', async (t) => {
     const { parentPort, workerData } = require('node:worker_threads')
     import(workerData.module).then(({ RulesBoard }) => {
       const board = RulesBoard.attach(workerData.buffer)
-      parentPort.on('message', (generation) => parentPort.postMessage(board.read(generation)[0].secrets))
+      parentPort.on('message', (generation) => parentPort.postMessage(board.read(generation).channels[0].secrets))
     })`, { eval: true, workerData: { buffer: board.buffer, module: new URL('../src/process/rules-board.js', import.meta.url).href } })
   t.teardown(() => worker.terminate())
   worker.postMessage(0)

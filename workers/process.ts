@@ -22,16 +22,29 @@ export const threadIndex = Atomics.add(data.workerSeq, 0, 1)
 const busy = metrics?.slot('hermes_worker_busy_seconds_total', [`worker-${threadIndex % data.metrics!.spec.workers}`])
 
 export default function process (task: ProcessTask): unknown {
-  const result: ProcessResult = processRange(ring, rules.read(task.generation), data.toleranceSeconds, task)
-  if (metrics !== undefined && task.count > 0) {
-    metrics.inc('hermes_worker_records_total', ['accepted'], result.acceptedSlots.length)
-    metrics.inc('hermes_worker_records_total', ['rejected'], result.rejected.length)
-    metrics.observe('hermes_worker_task_seconds', [], result.elapsedMs / 1000)
-    metrics.add(busy!, result.elapsedMs / 1000)
-  }
+  const result = processRange(ring, rules.read(task.generation), data.toleranceSeconds, task)
+  return result instanceof Promise ? result.then(finish) : finish(result)
+}
+
+function finish (result: ProcessResult): unknown {
+  if (metrics !== undefined) count(result)
   // Transfer the row and slot bytes back instead of cloning them.
   return move({
-    [transferableSymbol]: [result.rows.buffer, result.acceptedSlots.buffer],
+    [transferableSymbol]: [result.rows.buffer, result.acceptedSlots.buffer, result.receiptRows.buffer, result.receiptSlots.buffer],
     [valueSymbol]: result
   } as never)
+}
+
+function count (result: ProcessResult): void {
+  const m = metrics!
+  if (result.acceptedSlots.length + result.rejected.length + result.receiptSlots.length > 0) {
+    m.inc('hermes_worker_records_total', ['accepted'], result.acceptedSlots.length + result.receiptSlots.length)
+    m.inc('hermes_worker_records_total', ['rejected'], result.rejected.length)
+    m.observe('hermes_worker_task_seconds', [], result.elapsedMs / 1000)
+    m.add(busy!, result.elapsedMs / 1000)
+  }
+  for (const [format, [accepted, rejected]] of Object.entries(result.formats)) {
+    if (accepted > 0) m.inc('hermes_inbound_total', [format, 'accepted'], accepted)
+    if (rejected > 0) m.inc('hermes_inbound_total', [format, 'rejected'], rejected)
+  }
 }

@@ -30,7 +30,7 @@ const loop = new WriterLoop({
 })
 
 port.on('message', (message: ToWriter) => {
-  if (message.type === 'batch') loop.enqueue({ slots: message.slots, rows: message.rows })
+  if (message.type === 'batch') loop.enqueue(message.kind === 'receipts' ? { slots: message.slots, rows: message.rows, kind: 'receipts' } : { slots: message.slots, rows: message.rows })
   else if (message.type === 'stop') loop.stop()
 })
 

@@ -5,6 +5,8 @@
  * 10% with attachments; `cold`: every party new. Every request has a unique id.
  */
 import { createHmac } from 'node:crypto'
+import { parseForm } from '../process/form.js'
+import { twilioParamString, twilioSignature } from '../process/twilio-signature.js'
 import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 
@@ -35,4 +37,31 @@ export async function generateRequests (file: string, count: number, secret: str
   }
   out.end()
   await once(out, 'finish')
+}
+
+/**
+ * Twilio-signed forms for the provider-native scenarios: inbound SMS (the fields of a real one,
+ * provider-webhooks.md) to `url`, or status callbacks (MessageStatus=delivered) for the message
+ * sids `SM{runId}{i}`. The id column is the MessageSid.
+ */
+export async function generateTwilioRequests (file: string, count: number, token: string, url: string, kind: 'inbound' | 'status', workload: 'repeat' | 'cold', runId: string): Promise<void> {
+  const out = createWriteStream(file)
+  for (let i = 0; i < count; i++) {
+    const m = workloadMessage(i, workload, runId)
+    const sid = twilioSid(runId, i)
+    const params: Record<string, string> = kind === 'inbound'
+      ? { ToCountry: 'US', ToState: 'NY', SmsMessageSid: sid, NumMedia: '0', ToCity: '', FromZip: '', SmsSid: sid, FromState: 'CA', SmsStatus: 'received', FromCity: '', Body: m.body, FromCountry: 'US', To: m.to, MessagingServiceSid: 'MG0000', ToZip: '', NumSegments: '1', MessageSid: sid, AccountSid: 'ACbench', From: m.from, ApiVersion: '2010-04-01' }
+      : { SmsSid: sid, SmsStatus: 'delivered', MessageStatus: 'delivered', To: m.to, MessagingServiceSid: 'MG0000', MessageSid: sid, AccountSid: 'ACbench', From: m.from, ApiVersion: '2010-04-01' }
+    const body = new URLSearchParams(params).toString()
+    const form = parseForm(Buffer.from(body))
+    if (!form.ok) throw new Error(form.problem)
+    const signature = twilioSignature(token, url, twilioParamString(form.params))
+    if (!out.write(`${sid}\t${signature}\t${body}\n`)) await once(out, 'drain')
+  }
+  out.end()
+  await once(out, 'finish')
+}
+
+export function twilioSid (runId: string, i: number): string {
+  return `SM${runId}${String(i).padStart(8, '0')}`
 }

@@ -23,16 +23,27 @@ export interface WrkResult {
  * answered. With `rate` (requests per second) the requests go out on a fixed
  * schedule instead (bench/wrk/post.lua), whatever the answers' latency.
  */
-export async function runWrk (options: { port: number, requestsFile: string, duration: number, connections: number, threads?: number, acceptedDir?: string, rate?: number }): Promise<WrkResult> {
+export interface WrkTarget {
+  /** Where the requests go (default /webhooks/sms), and how they are typed and signed (default Hermes' JSON). */
+  readonly path?: string
+  readonly contentType?: string
+  readonly signatureHeader?: string
+}
+
+export async function runWrk (options: { port: number, requestsFile: string, duration: number, connections: number, threads?: number, acceptedDir?: string, rate?: number, target?: WrkTarget }): Promise<WrkResult> {
   const threads = options.threads ?? 2
   const env: NodeJS.ProcessEnv = { ...process.env, REQUESTS_FILE: options.requestsFile, WRK_THREADS: String(threads) }
+  const target = options.target ?? {}
+  if (target.path !== undefined) env['WEBHOOK_PATH'] = target.path
+  if (target.contentType !== undefined) env['CONTENT_TYPE'] = target.contentType
+  if (target.signatureHeader !== undefined) env['SIGNATURE_HEADER'] = target.signatureHeader
   if (options.acceptedDir !== undefined) env['ACCEPTED_DIR'] = options.acceptedDir
   if (options.rate !== undefined) env['RATE'] = String(options.rate)
   // No thread sends before every thread has read its requests (see bench/wrk/post.lua).
   const scratch = mkdtempSync(join(tmpdir(), 'hermes-wrk-'))
   env['READY_FILE'] = join(scratch, 'ready')
   const out = await new Promise<string>((resolve, reject) => {
-    execFile('wrk', [`-t${threads}`, `-c${Math.max(threads, options.connections)}`, `-d${options.duration}s`, '--timeout', '30s', '-s', wrkScript, `http://127.0.0.1:${options.port}/webhooks/sms`],
+    execFile('wrk', [`-t${threads}`, `-c${Math.max(threads, options.connections)}`, `-d${options.duration}s`, '--timeout', '30s', '-s', wrkScript, `http://127.0.0.1:${options.port}${target.path ?? '/webhooks/sms'}`],
       { env, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => error === null ? resolve(stdout) : reject(new Error(`wrk failed: ${error.message} ${stderr}`)))
   }).finally(() => rmSync(scratch, { recursive: true, force: true }))
   const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? Number.NaN)

@@ -9,6 +9,7 @@ const statusLines: Record<number, string> = {
   404: '404 Not Found',
   405: '405 Method Not Allowed',
   413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type',
   422: '422 Unprocessable Entity',
   500: '500 Internal Server Error',
   503: '503 Service Unavailable'
@@ -54,4 +55,34 @@ export function acceptedBody (requestId: string, durable: boolean): string {
   return durable
     ? `{"status":"stored","requestId":${JSON.stringify(requestId)}}`
     : `{"status":"enqueued","requestId":${JSON.stringify(requestId)}}`
+}
+
+/**
+ * How a stored webhook is answered: Hermes' JSON 202, Twilio's empty TwiML
+ * document (Twilio logs any other answer as an error), or a plain 200 for
+ * SendGrid Inbound Parse and delivery receipts (their senders retry anything else).
+ */
+export type SuccessKind = 'stored' | 'twiml' | 'ok'
+
+export const kEmptyTwiml = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+export function successStatus (kind: SuccessKind): number {
+  return kind === 'stored' ? 202 : 200
+}
+
+export function sendSuccess (res: HttpResponse, requestId: string, kind: SuccessKind, durable: boolean): void {
+  if (kind === 'stored') {
+    sendJson(res, 202, requestId, acceptedBody(requestId, durable))
+    return
+  }
+  if (kind === 'ok') {
+    sendJson(res, 200, requestId, durable ? `{"status":"stored","requestId":${JSON.stringify(requestId)}}` : `{"status":"enqueued","requestId":${JSON.stringify(requestId)}}`)
+    return
+  }
+  res.cork(() => {
+    res.writeStatus('200 OK')
+    res.writeHeader('content-type', 'text/xml')
+    res.writeHeader('x-request-id', requestId)
+    res.end(kEmptyTwiml)
+  })
 }

@@ -44,7 +44,7 @@ export class HttpMeter {
     const label = byStatus === undefined ? 'none' : channel!
     m.add((byStatus ?? this.requests.get('none')!).get(status) ?? this.requestsOther.get(label)!)
     if (receivedAtMs !== undefined) m.record(this.answerSeconds, (Date.now() - receivedAtMs) / 1000)
-    if (status === 202) {
+    if (status === 202 || (status === 200 && byStatus !== undefined)) {
       const slot = this.accepted.get(label)
       if (slot !== undefined) m.add(slot)
     } else if (code !== undefined) {

@@ -1,6 +1,6 @@
 import type { HttpResponse } from 'uWebSockets.js'
 import { Rejection } from '../errors.js'
-import { acceptedBody, sendError, sendJson, type ErrorAnswer } from './answers.js'
+import { sendError, sendSuccess, successStatus, type ErrorAnswer, type SuccessKind } from './answers.js'
 import type { HttpMeter } from './http-metrics.js'
 
 const kSweepMs = 50
@@ -8,9 +8,10 @@ const kSweepMs = 50
 interface Pending {
   readonly res: HttpResponse
   readonly requestId: string
-  readonly channel: string
+  readonly channel: string | null
   readonly receivedAtMs: number
   readonly deadline: number
+  readonly success: SuccessKind
   aborted: boolean
 }
 
@@ -43,8 +44,9 @@ export class PendingRequests {
     return slot
   }
 
-  add (slot: number, res: HttpResponse, requestId: string, channel: string, receivedAtMs: number): void {
-    this.waiting.set(slot, { res, requestId, channel, receivedAtMs, deadline: receivedAtMs + this.ackTimeoutMs, aborted: false })
+  /** `channel` is null for a delivery receipt; `success` is how a commit is answered (by the channel's format). */
+  add (slot: number, res: HttpResponse, requestId: string, channel: string | null, receivedAtMs: number, success: SuccessKind = 'stored'): void {
+    this.waiting.set(slot, { res, requestId, channel, receivedAtMs, deadline: receivedAtMs + this.ackTimeoutMs, success, aborted: false })
   }
 
   /** The client went away: nothing to answer, but the record goes on to be stored. */
@@ -57,8 +59,8 @@ export class PendingRequests {
     const entry = this.take(slot)
     if (entry === undefined) return
     this.meter.committed(entry.receivedAtMs)
-    this.meter.answered(entry.channel, 202, undefined, entry.receivedAtMs)
-    if (!entry.aborted) sendJson(entry.res, 202, entry.requestId, acceptedBody(entry.requestId, true))
+    this.meter.answered(entry.channel, successStatus(entry.success), undefined, entry.receivedAtMs)
+    if (!entry.aborted) sendSuccess(entry.res, entry.requestId, entry.success, true)
   }
 
   reject (slot: number, answer: ErrorAnswer): void {

@@ -5,6 +5,8 @@ import { sendError, sendJson, type ErrorAnswer } from './answers.js'
 import { requestIdFrom } from './request-id.js'
 import { loadNativeUws } from './uws.js'
 import type { HttpMeter } from './http-metrics.js'
+import { kKindReceipt, kKindWebhook } from '../ingest/ring-layout.js'
+import { encodeNativeMeta, kMaxMetaChars, nativeHeaderNames } from '../native-meta.js'
 
 /** The signature-relevant headers of a webhook, read before the handler returns (uWS frees the request after). */
 export interface WebhookHeaders {
@@ -19,6 +21,10 @@ export interface WebhookArrival {
   readonly requestId: string
   readonly channelIndex: number
   readonly headers: WebhookHeaders
+  /** kKindWebhook (channelIndex names a channel) or kKindReceipt (it names a provider). */
+  readonly kind: number
+  /** The headers a provider-native format verifies (src/native-meta.ts); '' for Hermes' own format. */
+  readonly meta: string
   readonly body: Uint8Array
   readonly receivedAtMs: number
   /** Set by the caller: runs if the client disconnects before being answered. */
@@ -30,6 +36,10 @@ export interface HttpServerOptions {
   readonly port: number
   readonly maxBodyBytes: number
   readonly channels: readonly string[]
+  /** Per channel (in `channels` order): its own body limit and whether its format is provider-native; absent: maxBodyBytes and Hermes' format. */
+  readonly channelRoutes?: readonly ChannelRoute[]
+  /** Providers that take delivery receipts on POST /callbacks/:provider (their index is the record's target). */
+  readonly callbackProviders?: readonly string[]
   /** Why new webhooks are refused right now (draining, database down), or null. */
   readonly refusal: () => ErrorAnswer | null
   readonly ready: () => boolean
@@ -40,6 +50,20 @@ export interface HttpServerOptions {
   readonly scrape: () => Promise<{ contentType: string, body: string }>
   /** Serve HTTPS with these PEM files (uWebSockets.js' SSLApp); absent or null: plain HTTP. */
   readonly tls?: { readonly certFile: string, readonly keyFile: string } | null
+}
+
+export interface ChannelRoute {
+  readonly maxBodyBytes: number
+  readonly native: boolean
+}
+
+/** Where a POST goes: a channel's webhook or a provider's receipts; `label` is the channel (metrics), null for receipts. */
+interface Target {
+  readonly kind: number
+  readonly index: number
+  readonly label: string | null
+  readonly maxBodyBytes: number
+  readonly native: boolean
 }
 
 export interface HttpServer {
@@ -118,7 +142,30 @@ function routedApp (uws: ReturnType<typeof loadNativeUws>, options: HttpServerOp
     meter.answered(null, answer.status, answer.code)
     sendError(res, requestId, answer)
   }
-  app.post('/webhooks/:channel', (res, req) => handleWebhook(res, req, options, channelIndex))
+  const providerIndex = new Map((options.callbackProviders ?? []).map((name, index) => [name, index]))
+  app.post('/webhooks/:channel', (res, req) => {
+    const channel = req.getParameter(0) ?? ''
+    const index = channelIndex.get(channel)
+    if (index === undefined) {
+      refuse(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.unknownChannel, message: `unknown channel "${channel.slice(0, 64)}"; configured: ${[...channelIndex.keys()].join(', ')}` })
+      return
+    }
+    const route = options.channelRoutes?.[index]
+    handleWebhook(res, req, options, { kind: kKindWebhook, index, label: channel, maxBodyBytes: route?.maxBodyBytes ?? options.maxBodyBytes, native: route?.native ?? false })
+  })
+  app.post('/callbacks/:provider', (res, req) => {
+    const provider = req.getParameter(0) ?? ''
+    const index = providerIndex.get(provider)
+    if (index === undefined) {
+      const known = [...providerIndex.keys()]
+      refuse(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.unknownProvider, message: `unknown provider "${provider.slice(0, 64)}" for delivery receipts; ${known.length === 0 ? 'no provider of kind twilio or sendgrid is configured' : `configured: ${known.join(', ')}`}` })
+      return
+    }
+    handleWebhook(res, req, options, { kind: kKindReceipt, index, label: null, maxBodyBytes: options.maxBodyBytes, native: true })
+  })
+  app.any('/callbacks/:provider', (res, req) => {
+    refuse(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.methodNotAllowed, message: `${req.getMethod().toUpperCase()} is not allowed here; use POST` })
+  })
   app.any('/webhooks/:channel', (res, req) => {
     refuse(res, requestIdFrom(req.getHeader('x-request-id')), { ...Rejection.methodNotAllowed, message: `${req.getMethod().toUpperCase()} is not allowed here; use POST` })
   })
@@ -161,19 +208,14 @@ function routedApp (uws: ReturnType<typeof loadNativeUws>, options: HttpServerOp
   return app
 }
 
-function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServerOptions, channelIndex: Map<string, number>): void {
+function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServerOptions, target: Target): void {
   const receivedAtMs = Date.now()
   const requestId = requestIdFrom(req.getHeader('x-request-id'))
-  const channel = req.getParameter(0) ?? ''
-  const index = channelIndex.get(channel)
+  const channel = target.label
+  const index = target.index
   const { meter } = options
-  if (index === undefined) {
-    meter.answered(null, 404, Rejection.unknownChannel.code)
-    sendError(res, requestId, { ...Rejection.unknownChannel, message: `unknown channel "${channel.slice(0, 64)}"; configured: ${[...channelIndex.keys()].join(', ')}` })
-    return
-  }
   const refusal = options.refusal()
-  const { maxBodyBytes } = options
+  const { maxBodyBytes } = target
   const declared = req.getHeader('content-length')
   const declaredTooLarge = declared !== '' && Number(declared) > maxBodyBytes
   if (refusal !== null && (refusal.code === Rejection.draining.code || declaredTooLarge)) {
@@ -193,6 +235,12 @@ function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServer
     webhookId: req.getHeader('webhook-id'),
     webhookTimestamp: req.getHeader('webhook-timestamp'),
     webhookSignature: req.getHeader('webhook-signature')
+  }
+  const meta = target.native ? nativeMetaOf(req) : ''
+  if (meta.length > kMaxMetaChars) {
+    meter.answered(channel, 400, Rejection.headersTooLarge.code, receivedAtMs)
+    sendError(res, requestId, { ...Rejection.headersTooLarge, message: `the request's path, query and signature headers exceed ${kMaxMetaChars} characters` }, true)
+    return
   }
 
   let finished = false
@@ -227,8 +275,23 @@ function handleWebhook (res: HttpResponse, req: HttpRequest, options: HttpServer
     }
     // The usual single-chunk body is written to the ring straight from uWS's memory.
     const body = chunks.length === 0 ? new Uint8Array(chunk) : Buffer.concat([...chunks, Buffer.from(chunk)])
-    arrival = { res, requestId, channelIndex: index, headers, body, receivedAtMs, onAbort: null }
+    arrival = { res, requestId, channelIndex: index, kind: target.kind, meta, headers, body, receivedAtMs, onAbort: null }
     options.onWebhook(arrival)
+  })
+}
+
+/** What a provider-native format verifies, read before the handler returns (uWS frees the request after). */
+function nativeMetaOf (req: HttpRequest): string {
+  const h = nativeHeaderNames
+  return encodeNativeMeta({
+    path: req.getUrl(),
+    query: req.getQuery() ?? '',
+    host: req.getHeader(h.host),
+    contentType: req.getHeader(h.contentType),
+    authorization: req.getHeader(h.authorization),
+    twilioSignature: req.getHeader(h.twilioSignature),
+    emailSignature: req.getHeader(h.emailSignature),
+    emailTimestamp: req.getHeader(h.emailTimestamp)
   })
 }
 

@@ -9,6 +9,12 @@ interface Range {
   done: boolean
 }
 
+/** A body too large for the ring's record budget, waiting for the range that holds its record. */
+interface OutOfBandBody {
+  readonly seq: number
+  readonly body: SharedArrayBuffer
+}
+
 export interface FeederOptions {
   readonly ring: IngressRing
   readonly pool: Piscina<ProcessTask, ProcessResult>
@@ -38,6 +44,10 @@ export class Feeder {
   private inFlight = 0
   private readonly ranges: Range[] = []
   private scheduled = false
+  private readonly outOfBand: OutOfBandBody[] = []
+  private writtenSeq = 0 // records ever written, as the feeder counts them
+  private dispatchedSeq = 0 // records ever handed to a worker
+  private outOfBandInFlight = 0
 
   constructor (private readonly options: FeederOptions) {
     this.dispatchOffset = options.ring.writeOffset
@@ -46,14 +56,24 @@ export class Feeder {
   get tasksInFlight (): number { return this.inFlight }
   get recordsWaiting (): number { return this.undispatched }
   get idle (): boolean { return this.undispatched === 0 && this.inFlight === 0 }
+  /** Bytes of out-of-band bodies written and not yet processed. */
+  get outOfBandBytes (): number { return this.outOfBandInFlight }
 
   /** Whether a range handed out under a rules generation older than `generation` is still being processed. */
   inFlightBefore (generation: number): boolean {
     return this.ranges.some((range) => !range.done && range.generation < generation)
   }
 
-  /** Called after each successful ring write; dispatch happens once per event-loop turn, so ranges fill up under load. */
-  written (): void {
+  /**
+   * Called after each successful ring write; dispatch happens once per event-loop turn, so ranges fill up under load.
+   * `body` is the record's body when it travels outside the ring: it goes to the worker with the record's range.
+   */
+  written (body?: SharedArrayBuffer): void {
+    if (body !== undefined) {
+      this.outOfBand.push({ seq: this.writtenSeq, body })
+      this.outOfBandInFlight += body.byteLength
+    }
+    this.writtenSeq++
     this.undispatched++
     if (!this.scheduled) {
       this.scheduled = true
@@ -72,7 +92,11 @@ export class Feeder {
       const generation = this.options.generation?.() ?? 0
       const range: Range = { end, count, generation, done: false }
       this.ranges.push(range)
-      this.run({ offset, count, generation }, range, true)
+      this.dispatchedSeq += count
+      const bodies: SharedArrayBuffer[] = []
+      while (this.outOfBand.length > 0 && this.outOfBand[0]!.seq < this.dispatchedSeq) bodies.push(this.outOfBand.shift()!.body)
+      // Shared, not transferred: a range that fails is run again with the same bodies.
+      this.run(bodies.length === 0 ? { offset, count, generation } : { offset, count, generation, bodies }, range, true)
     }
   }
 
@@ -81,6 +105,7 @@ export class Feeder {
     this.options.pool.run(task).then(
       (result) => {
         this.inFlight--
+        this.forget(task)
         this.finish(range)
         this.options.onResult(result)
         this.pump()
@@ -99,10 +124,15 @@ export class Feeder {
           slots.push(record.slot)
           offset = record.nextOffset
         }
+        this.forget(task)
         this.finish(range)
         this.options.onFailure(slots, error)
         this.pump()
       })
+  }
+
+  private forget (task: ProcessTask): void {
+    for (const body of task.bodies ?? []) this.outOfBandInFlight -= body.byteLength
   }
 
   /** Releases ring space up to the oldest range still being processed. */

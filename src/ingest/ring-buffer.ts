@@ -1,6 +1,6 @@
 import {
   kCapacityBytes, kCapacityRecords, kControlBytes, kFieldCount, kMaxHeaderValueBytes,
-  kRecBodyLen, kRecChannel, kRecHeaderBytes, kRecLength, kRecordAlign, kRecProviderSigLen,
+  kFlagOutOfBand, kKindMask, kRecBodyLen, kRecChannel, kRecFlags, kRecHeaderBytes, kRecLength, kRecMetaLen, kRecordAlign, kRecProviderSigLen,
   kRecReceivedAt, kRecSlot, kRecWebhookIdLen, kRecWebhookSigLen, kRecWebhookTsLen,
   kReleaseOffset, kUsedBytes, kUsedRecords, kWrapMarker, kWriteOffset, kWritten
 } from './ring-layout.js'
@@ -15,6 +15,12 @@ export interface RingRecordInput {
   readonly webhookTimestamp: string
   readonly webhookSignature: string
   readonly body: Uint8Array
+  /** kKindWebhook (default) or kKindReceipt; channelIndex then names a provider. */
+  readonly kind?: number
+  /** The headers a provider-native format verifies (src/native-meta.ts), latin1; '' for Hermes' own format. */
+  readonly meta?: string
+  /** The body travels outside the ring (its length is still given by `body`'s owner); nothing is copied here. */
+  readonly outOfBand?: boolean
 }
 
 /** One record as a consumer reads it; `body` is a private copy, safe to keep. */
@@ -27,6 +33,10 @@ export interface RingRecord {
   readonly webhookTimestamp: string
   readonly webhookSignature: string
   readonly body: Buffer
+  readonly kind: number
+  readonly meta: string
+  /** The body is not in the ring (`body` is empty): the task carries it. */
+  readonly outOfBand: boolean
   /** Offset of the record after this one (wrap padding already skipped past). */
   readonly nextOffset: number
 }
@@ -83,8 +93,8 @@ export class IngressRing {
 
   /** Bytes a record with these fields occupies (0 if a header value is too long to encode). */
   static recordBytes (input: RingRecordInput): number {
-    const h = [input.providerSignature, input.webhookId, input.webhookTimestamp, input.webhookSignature]
-    let total = kRecHeaderBytes + input.body.byteLength
+    const h = [input.providerSignature, input.webhookId, input.webhookTimestamp, input.webhookSignature, input.meta ?? '']
+    let total = kRecHeaderBytes + (input.outOfBand === true ? 0 : input.body.byteLength)
     for (const value of h) {
       if (value.length > kMaxHeaderValueBytes) return 0
       total += value.length
@@ -141,17 +151,20 @@ export class IngressRing {
     v.setUint32(offset + kRecSlot, input.slot >>> 0, true)
     v.setFloat64(offset + kRecReceivedAt, input.receivedAtMs, true)
     v.setUint8(offset + kRecChannel, input.channelIndex)
+    v.setUint8(offset + kRecFlags, ((input.kind ?? 0) & kKindMask) | (input.outOfBand === true ? kFlagOutOfBand : 0))
+    v.setUint16(offset + kRecMetaLen, input.meta?.length ?? 0, true)
     v.setUint16(offset + kRecProviderSigLen, input.providerSignature.length, true)
     v.setUint16(offset + kRecWebhookIdLen, input.webhookId.length, true)
     v.setUint16(offset + kRecWebhookTsLen, input.webhookTimestamp.length, true)
     v.setUint16(offset + kRecWebhookSigLen, input.webhookSignature.length, true)
-    v.setUint32(offset + kRecBodyLen, input.body.byteLength, true)
+    v.setUint32(offset + kRecBodyLen, input.outOfBand === true ? 0 : input.body.byteLength, true)
     let at = offset + kRecHeaderBytes
     at += this.bytes.write(input.providerSignature, at, 'latin1')
     at += this.bytes.write(input.webhookId, at, 'latin1')
     at += this.bytes.write(input.webhookTimestamp, at, 'latin1')
     at += this.bytes.write(input.webhookSignature, at, 'latin1')
-    this.bytes.set(input.body, at)
+    if (input.meta !== undefined) at += this.bytes.write(input.meta, at, 'latin1')
+    if (input.outOfBand !== true) this.bytes.set(input.body, at)
   }
 
   /** Follows a wrap marker: the offset where the record at `offset` really starts. */
@@ -169,12 +182,15 @@ export class IngressRing {
     const tsLen = v.getUint16(at + kRecWebhookTsLen, true)
     const wsLen = v.getUint16(at + kRecWebhookSigLen, true)
     const bodyLen = v.getUint32(at + kRecBodyLen, true)
+    const metaLen = v.getUint16(at + kRecMetaLen, true)
+    const flags = v.getUint8(at + kRecFlags)
     let p = at + kRecHeaderBytes
     const text = (n: number): string => { const s = this.bytes.toString('latin1', p, p + n); p += n; return s }
     const providerSignature = text(sigLen)
     const webhookId = text(idLen)
     const webhookTimestamp = text(tsLen)
     const webhookSignature = text(wsLen)
+    const meta = metaLen === 0 ? '' : text(metaLen)
     // Copy out: the producer reuses these bytes once the record is released.
     const body = Buffer.allocUnsafe(bodyLen)
     this.bytes.copy(body, 0, p, p + bodyLen)
@@ -188,6 +204,9 @@ export class IngressRing {
       webhookTimestamp,
       webhookSignature,
       body,
+      kind: flags & kKindMask,
+      meta,
+      outOfBand: (flags & kFlagOutOfBand) !== 0,
       nextOffset: end === this.capacity ? 0 : end
     }
   }

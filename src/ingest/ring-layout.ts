@@ -19,15 +19,19 @@
  *          kWrapMarker here means "the rest of the area is padding: continue at 0"
  *   4  u32 slot: the front end's id for the waiting request
  *   8  f64 receivedAtMs (epoch milliseconds)
- *  16  u8  channel index (into the configured channel list)
- *  17  u8  reserved
+ *  16  u8  target index: a channel (kind webhook) or a provider (kind receipt)
+ *  17  u8  flags: bits 0-3 the record kind (kKindWebhook, kKindReceipt);
+ *          kFlagOutOfBand: the body is not in the ring but in a buffer of its
+ *          own handed to the worker with the range (a body larger than the
+ *          ring's record budget, up to a channel's own maxBodyBytes)
  *  18  u16 length of x-provider-signature-256
  *  20  u16 length of webhook-id
  *  22  u16 length of webhook-timestamp
  *  24  u16 length of webhook-signature
- *  26  u16 reserved
- *  28  u32 body length
- *  32  the four header values (latin1), then the body bytes
+ *  26  u16 length of the meta string: the headers a provider-native format
+ *          verifies (src/native-meta.ts); 0 for Hermes' own format
+ *  28  u32 body length (0 when out of band)
+ *  32  the four header values and the meta string (latin1), then the body bytes
  */
 export const kWriteOffset = 0
 export const kReleaseOffset = 1
@@ -52,6 +56,12 @@ export const kRecProviderSigLen = 18
 export const kRecWebhookIdLen = 20
 export const kRecWebhookTsLen = 22
 export const kRecWebhookSigLen = 24
+export const kRecFlags = 17
+export const kRecMetaLen = 26
+export const kKindMask = 0x0F
+export const kKindWebhook = 0
+export const kKindReceipt = 1
+export const kFlagOutOfBand = 0x80
 export const kRecBodyLen = 28
 export const kRecHeaderBytes = 32
 

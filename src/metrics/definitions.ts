@@ -1,6 +1,7 @@
 import { Rejection } from '../errors.js'
 import type { MetricDefinition } from './shared-metrics.js'
 import { MetricsLayout } from './shared-metrics.js'
+import { receiptLabels } from '../delivery-status.js'
 
 /** What the layout depends on; every thread gets the same spec, so offsets agree. */
 export interface MetricsSpec {
@@ -9,10 +10,12 @@ export interface MetricsSpec {
   readonly workers: number
 }
 
-export const httpStatuses = ['200', '202', '400', '401', '404', '405', '413', '422', '500', '503'] as const
+export const httpStatuses = ['200', '202', '400', '401', '404', '405', '413', '415', '422', '500', '503'] as const
 export const unavailableCauses = ['buffer_full', 'database_down', 'draining', 'ack_timeout'] as const
 /** Error codes of answers that refuse a webhook for what it is (4xx) or fail it (500). */
 export const rejectionCodes: readonly string[] = [...new Set(Object.values(Rejection).filter((r) => r.status <= 500).map((r) => r.code))]
+/** Inbound record formats: the channel formats, and the two kinds of delivery receipt. */
+export const inboundFormats = ['hermes', 'twilio', 'sendgrid-parse', 'twilio-status', 'sendgrid-events'] as const
 const seconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 export function threadNames (workers: number): string[] {
@@ -34,6 +37,9 @@ export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
     { name: 'hermes_ingest_rejected_total', help: 'Webhooks refused for what they are (4xx, 500), by error code', type: 'counter', labels: [['code', rejectionCodes]] },
     { name: 'hermes_ingest_unavailable_total', help: 'Webhooks answered 503, by cause', type: 'counter', labels: [['cause', unavailableCauses]] },
     { name: 'hermes_commit_latency_seconds', help: 'Durable mode: time from receipt to the commit of the message', type: 'histogram', buckets: seconds, scale: 1e6 },
+    { name: 'hermes_inbound_total', help: 'Inbound records processed by the workers, by format (channel format or receipt kind) and outcome', type: 'counter', labels: [['format', inboundFormats], ['outcome', ['accepted', 'rejected']]] },
+    { name: 'hermes_delivery_receipts_total', help: 'Delivery receipt events stored (each once), by provider and the status they report', type: 'counter', labels: [['provider', spec.providers], ['status', receiptLabels]] },
+    { name: 'hermes_delivery_seconds', help: 'Time from the provider accepting a message to its delivered receipt', type: 'histogram', buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400], scale: 1e3 },
     { name: 'hermes_worker_records_total', help: 'Ring records processed by the workers, by outcome', type: 'counter', labels: [['outcome', ['accepted', 'rejected']]] },
     { name: 'hermes_worker_task_failures_total', help: 'Worker tasks that failed (a worker died or threw): retried once, then failed (answered 500)', type: 'counter', labels: [['outcome', ['retried', 'failed']]] },
     { name: 'hermes_worker_busy_seconds_total', help: 'Time each worker thread spent on tasks (its utilisation is the rate of this)', type: 'counter', labels: [['thread', workerNames(spec.workers)]], scale: 1e6 },

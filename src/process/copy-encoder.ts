@@ -28,7 +28,10 @@ export function encodeTextArray (values: readonly string[]): string {
   return '{"' + values.map((v) => v.replace(kArrayElementEscapable, '\\$&')).join('","') + '"}'
 }
 
+/** Columns only some formats fill (an email's subject and files); absent means NULL. */
+type OptionalColumn = 'subject' | 'files'
+
 /** One staging line: columns in `stagingColumns` order, tab-separated, ending in '\n'. */
-export function encodeStagingRow (fields: Readonly<Record<StagingColumn, string | null>>): string {
-  return stagingColumns.map((column) => encodeCopyText(fields[column])).join('\t') + '\n'
+export function encodeStagingRow (fields: Readonly<Record<Exclude<StagingColumn, OptionalColumn>, string | null>> & Partial<Record<OptionalColumn, string | null>>): string {
+  return stagingColumns.map((column) => encodeCopyText(fields[column] ?? null)).join('\t') + '\n'
 }

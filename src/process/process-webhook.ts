@@ -1,4 +1,4 @@
-import { encodeStagingRow, encodeTextArray } from './copy-encoder.js'
+import { encodeMessageRow } from './message-row.js'
 import { verifySignature } from './signature.js'
 import type { ProcessOptions, RawWebhook, Verdict } from './types.js'
 import { validateWebhook } from './validate.js'
@@ -13,17 +13,5 @@ export function processWebhook (raw: RawWebhook, options: ProcessOptions): Verdi
   if (unauthenticated !== null) return unauthenticated
   const validation = validateWebhook(raw)
   if (!validation.ok) return validation
-  const { externalId, from, to, body, attachments, sentAt } = validation.message
-  const row = encodeStagingRow({
-    channel: raw.channel.name,
-    external_id: externalId,
-    address_kind: raw.channel.addressKind,
-    from_address: from,
-    to_address: to,
-    body,
-    sent_at: sentAt,
-    received_at: new Date(raw.receivedAtMs).toISOString(),
-    attachments: encodeTextArray(attachments)
-  })
-  return { ok: true, externalId, row }
+  return { ok: true, externalId: validation.message.externalId, row: encodeMessageRow(raw, validation.message) }
 }

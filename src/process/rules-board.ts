@@ -1,5 +1,5 @@
 /**
- * The channel rules (secrets, tokens) the process workers verify with, in
+ * The rules (channel secrets and tokens, receipt providers' keys, publicUrl) the process workers verify with, in
  * shared memory, by generation. A reload publishes a new generation; every
  * worker task names the generation it was handed out under, and a worker
  * reads (and caches) that generation's rules, so all the records of a task
@@ -10,7 +10,7 @@
  * slot is never overwritten while a task may still read it.
  */
 import { deserialize, serialize } from 'node:v8'
-import type { ChannelRule } from './types.js'
+import type { ProcessRules } from './types.js'
 
 const kHeaderInts = 4 // per slot: generation, byte length
 const kSlotBytesDefault = 1 << 20
@@ -21,7 +21,7 @@ export class RulesBoard {
   private readonly header: Int32Array
   private readonly bytes: Uint8Array
   private readonly slotBytes: number
-  private cached: { generation: number; rules: ChannelRule[] } | null = null
+  private cached: { generation: number; rules: ProcessRules } | null = null
 
   private constructor (readonly buffer: SharedArrayBuffer) {
     this.header = new Int32Array(buffer, 0, kHeaderInts)
@@ -30,7 +30,7 @@ export class RulesBoard {
   }
 
   /** A board holding `rules` as generation 0. */
-  static create (rules: ChannelRule[], slotBytes = kSlotBytesDefault): RulesBoard {
+  static create (rules: ProcessRules, slotBytes = kSlotBytesDefault): RulesBoard {
     const board = new RulesBoard(new SharedArrayBuffer(kHeaderInts * 4 + 2 * slotBytes))
     board.header[1] = -1 // slot 1 holds no generation yet
     board.publish(0, rules)
@@ -42,12 +42,12 @@ export class RulesBoard {
   }
 
   /** Throws a RulesTooLargeError when `rules` would not fit in a slot. */
-  check (rules: ChannelRule[]): void {
+  check (rules: ProcessRules): void {
     this.encode(rules)
   }
 
   /** Writes `rules` as `generation` into its slot; the caller guarantees no task of generation - 2 is in flight. */
-  publish (generation: number, rules: ChannelRule[]): void {
+  publish (generation: number, rules: ProcessRules): void {
     const data = this.encode(rules)
     const slot = generation % 2
     this.bytes.set(data, slot * this.slotBytes)
@@ -55,21 +55,21 @@ export class RulesBoard {
     Atomics.store(this.header, slot * 2, generation) // last: a reader that sees the generation sees its bytes
   }
 
-  private encode (rules: ChannelRule[]): Buffer {
+  private encode (rules: ProcessRules): Buffer {
     const data = serialize(rules)
     if (data.byteLength > this.slotBytes) throw new RulesTooLargeError(`the channel rules take ${data.byteLength} bytes, more than the ${this.slotBytes} bytes reserved for them; restart to apply this configuration`)
     return data
   }
 
   /** The rules of `generation` (cached per thread until a task names another generation). */
-  read (generation: number): ChannelRule[] {
+  read (generation: number): ProcessRules {
     if (this.cached?.generation === generation) return this.cached.rules
     const slot = generation % 2
     const stored = Atomics.load(this.header, slot * 2)
     if (stored !== generation) throw new Error(`channel rules of generation ${generation} are not on the board (slot holds ${stored})`)
     const length = Atomics.load(this.header, slot * 2 + 1)
     const start = slot * this.slotBytes
-    const rules = deserialize(Buffer.from(this.bytes.slice(start, start + length))) as ChannelRule[]
+    const rules = deserialize(Buffer.from(this.bytes.slice(start, start + length))) as ProcessRules
     this.cached = { generation, rules }
     return rules
   }

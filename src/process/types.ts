@@ -9,6 +9,23 @@ export interface ChannelRule {
   readonly maxAttachments: number
   /** Active secrets; any one may match (rotation). `whsec_<base64>` is Standard Webhooks form. */
   readonly secrets: readonly string[]
+  /** How the body is read and verified; absent: 'hermes'. */
+  readonly format?: 'hermes' | 'twilio' | 'sendgrid-parse'
+  /** format twilio: the auth tokens that may sign (the channel's, else its provider's). */
+  readonly authTokens?: readonly string[]
+  /** format sendgrid-parse: accepted "user:password" pairs and ECDSA P-256 keys (either list may be empty, not both). */
+  readonly basicAuth?: readonly string[]
+  readonly publicKeys?: readonly string[]
+}
+
+/** A provider taking delivery receipts on POST /callbacks/:provider, as the workers verify them. */
+export interface ProviderRule {
+  readonly name: string
+  readonly kind: 'twilio' | 'sendgrid'
+  /** twilio: the auth token(s) signing status callbacks. */
+  readonly authTokens: readonly string[]
+  /** sendgrid: the Event Webhook's verification keys. */
+  readonly publicKeys: readonly string[]
 }
 
 /** One webhook as the front end captured it (header values are '' when absent). */
@@ -26,6 +43,8 @@ export interface ProcessOptions {
   /** Standard Webhooks timestamp tolerance, seconds (default 300). */
   readonly toleranceSeconds: number
   readonly nowMs: number
+  /** Top-level publicUrl: the scheme and host Twilio called (else http:// + Host). */
+  readonly publicUrl?: string | null
 }
 
 export interface Accepted {
@@ -44,3 +63,12 @@ export interface Rejected {
 }
 
 export type Verdict = Accepted | Rejected
+
+/** Everything the process workers verify with, published as one generation (rules-board.ts): a reload swaps it whole. */
+export interface ProcessRules {
+  readonly channels: readonly ChannelRule[]
+  /** Providers taking delivery receipts, in the order callback records name them. */
+  readonly providers: readonly ProviderRule[]
+  /** Top-level publicUrl (Twilio signs the URL it called), or null. */
+  readonly publicUrl: string | null
+}

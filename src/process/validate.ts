@@ -203,7 +203,14 @@ function externalIdOf (raw: RawWebhook, payload: Record<string, unknown>, proble
 export function validateWebhook (raw: RawWebhook): Validation {
   const parsed = parse(raw.body)
   if (!parsed.ok) return parsed
-  const { payload } = parsed
+  return validatePayload(raw, parsed.payload)
+}
+
+/**
+ * Validates a payload of Hermes' fields (id, from, to, body, attachments, timestamp);
+ * the provider-native formats map their own fields onto these first.
+ */
+export function validatePayload (raw: RawWebhook, payload: Record<string, unknown>): Validation {
   const problems: FieldProblem[] = []
   const { addressKind, maxAttachments } = raw.channel
   const externalId = externalIdOf(raw, payload, problems)

@@ -36,7 +36,9 @@ CREATE TEMP TABLE IF NOT EXISTS hermes_staging (
   body             text NOT NULL,
   sent_at          timestamptz,
   received_at      timestamptz NOT NULL,
-  attachments      text[] NOT NULL
+  attachments      text[] NOT NULL,
+  subject          text,
+  files            text
 ) ON COMMIT PRESERVE ROWS`
 
 /**
@@ -110,10 +112,10 @@ WITH batch AS (
   ORDER BY s.channel, s.external_id
 ), inserted AS (
   INSERT INTO message (channel_id, external_id, conversation_id, sender_id, recipient_id, body, sent_at, received_at,
-                       dispatch_status, claimed_until, next_attempt_at)
+                       dispatch_status, claimed_until, next_attempt_at, subject)
   SELECT channel_id, external_id, conversation_id, from_id, to_id, body, sent_at, received_at,
          CASE WHEN claim_ms IS NULL THEN 'pending' ELSE 'sending' END, now() + claim_ms * interval '1 millisecond',
-         now() + coalesce(claim_ms, 0) * interval '1 millisecond'
+         now() + coalesce(claim_ms, 0) * interval '1 millisecond', subject
   FROM batch
   ORDER BY channel_id, external_id
   ON CONFLICT (channel_id, external_id) DO NOTHING
@@ -125,9 +127,18 @@ WITH batch AS (
   JOIN batch b ON b.channel_id = i.channel_id AND b.external_id = i.external_id
   CROSS JOIN LATERAL unnest(b.attachments) WITH ORDINALITY AS u(url, position)
   RETURNING 1
+), files AS (
+  -- an email's attached files (format sendgrid-parse): JSON with hex SHA-256 and base64 bytes
+  INSERT INTO attachment_file (message_id, position, filename, content_type, size, sha256, content)
+  SELECT i.id, f.position, f.value->>'filename', f.value->>'type', (f.value->>'size')::int,
+         decode(f.value->>'sha256', 'hex'), decode(f.value->>'data', 'base64')
+  FROM inserted i
+  JOIN batch b ON b.channel_id = i.channel_id AND b.external_id = i.external_id AND b.files IS NOT NULL
+  CROSS JOIN LATERAL json_array_elements(b.files::json) WITH ORDINALITY AS f(value, position)
+  RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted)::int AS inserted,
-       (SELECT count(*) FROM attachments)::int AS attachments,
+       (SELECT count(*) FROM attachments)::int + (SELECT count(*) FROM files)::int AS attachments,
        (SELECT count(*) FROM inserted WHERE claimed_until IS NOT NULL)::int AS claimed,
        (SELECT coalesce(json_object_agg(c.name, x.n), '{}')
           FROM (SELECT channel_id, count(*) AS n FROM inserted GROUP BY channel_id) x JOIN channel c ON c.id = x.channel_id

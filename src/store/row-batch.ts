@@ -2,6 +2,8 @@
 export interface RowBatch {
   readonly slots: Uint32Array
   readonly rows: Uint8Array
+  /** Messages (the default) or delivery receipts; a transaction holds batches of one kind. */
+  readonly kind?: 'messages' | 'receipts'
 }
 
 export function rowCount (batches: readonly RowBatch[]): number {
@@ -16,7 +18,7 @@ export function splitRows (batch: RowBatch): RowBatch[] {
   let start = 0
   for (let i = 0; i < batch.slots.length; i++) {
     const end = batch.rows.indexOf(0x0a, start) + 1
-    out.push({ slots: batch.slots.subarray(i, i + 1), rows: batch.rows.subarray(start, end) })
+    out.push({ slots: batch.slots.subarray(i, i + 1), rows: batch.rows.subarray(start, end), ...(batch.kind === undefined ? {} : { kind: batch.kind }) })
     start = end
   }
   return out

@@ -12,6 +12,8 @@ import { isTransientDatabaseError } from '../database-errors.js'
 import { concatSlots, rowCount, splitRows, type RowBatch } from './row-batch.js'
 import type { PreclaimData } from '../preclaim-credit.js'
 import { Preclaimer } from './preclaim-batch.js'
+import { adoptWaitingEvents, createReceiptStagingTable, prepareReceiptMerge, receiptTransaction, type ReceiptCounts } from './receipt-sql.js'
+import { receiptLabel } from '../delivery-status.js'
 
 export interface WriterOptions {
   readonly databaseUrl: string
@@ -27,6 +29,9 @@ export interface WriterOptions {
 const kMinBackoffMs = 50
 const kMaxBackoffMs = 2000
 const kIdlePingMs = 1000
+/** Receipts waiting for their message are looked for this soon after one is stored, then ever less often (doubling) up to the maximum. */
+const kMinSweepMs = 50
+const kMaxSweepMs = 30_000
 
 /**
  * Owns one PostgreSQL connection and commits batches with group commit: a
@@ -47,6 +52,10 @@ export class WriterLoop {
   /** Bytes COPYed into this connection's staging table since its file was last cut back (merge-sql.ts). */
   private stagedBytes = 0
   private readonly preclaimer: Preclaimer | null
+  /** Whether receipts may be waiting for their message (true at start: a previous run may have left some). */
+  private waitingReceipts = true
+  private sweepMs = kMinSweepMs
+  private nextSweepAt = 0
 
   constructor (private readonly options: WriterOptions) {
     this.preclaimer = options.preclaim === undefined ? null : new Preclaimer(options.preclaim)
@@ -68,6 +77,7 @@ export class WriterLoop {
     while (!this.stopping || this.queue.length > 0) {
       try {
         await this.ensureConnected()
+        if (this.waitingReceipts && Date.now() >= this.nextSweepAt) await this.sweep()
         if (this.queue.length === 0) {
           await this.idle()
           continue
@@ -87,13 +97,14 @@ export class WriterLoop {
   }
 
   private async idle (): Promise<void> {
-    const waitMs = Math.max(0, kIdlePingMs - (Date.now() - this.lastContact))
+    let waitMs = Math.max(0, kIdlePingMs - (Date.now() - this.lastContact))
+    if (this.waitingReceipts) waitMs = Math.min(waitMs, Math.max(0, this.nextSweepAt - Date.now()))
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, waitMs)
       this.wake = () => { clearTimeout(timer); resolve() }
     })
     this.wake = null
-    if (this.queue.length === 0 && !this.stopping && Date.now() - this.lastContact >= kIdlePingMs) {
+    if (this.queue.length === 0 && !this.stopping && Date.now() - this.lastContact >= kIdlePingMs && !(this.waitingReceipts && Date.now() >= this.nextSweepAt)) {
       await this.client!.query('SELECT 1') // a health check while idle keeps /readyz truthful
       this.markUp()
     }
@@ -114,7 +125,9 @@ export class WriterLoop {
   private take (): RowBatch[] {
     const group: RowBatch[] = []
     let rows = 0
+    const kind = this.queue[0]?.kind ?? 'messages'
     for (const batch of this.queue) {
+      if ((batch.kind ?? 'messages') !== kind) break // messages and receipts go to different tables
       if (group.length > 0 && rows + batch.slots.length > this.options.maxBatchRows) break
       group.push(batch)
       rows += batch.slots.length
@@ -124,6 +137,10 @@ export class WriterLoop {
 
   private async commitOrIsolate (group: RowBatch[]): Promise<void> {
     try {
+      if (group[0]?.kind === 'receipts') {
+        await this.commitReceipts(group)
+        return
+      }
       const started = performance.now()
       const { inserted, claimed, attachments, byChannel, preclaimed } = await this.commit(group)
       const rows = rowCount(group)
@@ -200,6 +217,72 @@ export class WriterLoop {
     }
   }
 
+  /** Stores a group of receipt requests; answers their slots as committed (nothing for dispatch to do). */
+  private async commitReceipts (group: RowBatch[]): Promise<void> {
+    const started = performance.now()
+    const client = this.client!
+    let counts: ReceiptCounts
+    try {
+      const results = await runCopyTransaction(client, receiptTransaction.sql, group.map((b) => b.rows))
+      counts = results[receiptTransaction.countsAt]!.rows[0] as ReceiptCounts
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
+    }
+    this.markUp()
+    const rows = rowCount(group)
+    this.dequeue(group.length, rows)
+    const elapsedMs = performance.now() - started
+    this.options.log.debug({ rows, events: counts.events, inserted: counts.inserted, waiting: counts.waiting, elapsedMs }, 'receipts committed')
+    const m = this.options.metrics
+    if (m !== undefined) {
+      m.inc('hermes_writer_batches_total')
+      m.observe('hermes_writer_batch_rows', [], rows)
+      m.observe('hermes_writer_transaction_seconds', [], elapsedMs / 1000)
+    }
+    this.countReceipts(counts.counts, counts.delivered)
+    if (counts.waiting > 0) this.expectWaitingReceipts()
+    this.options.post({ type: 'committed', slots: concatSlots(group), inserted: 0, claimed: 0, elapsedMs })
+  }
+
+  private countReceipts (counts: string, delivered: string): void {
+    const m = this.options.metrics
+    if (m === undefined) return
+    for (const [provider, status, event, n] of JSON.parse(counts) as Array<[string, string | null, string, number]>) {
+      m.inc('hermes_delivery_receipts_total', [provider, receiptLabel(status, event)], n)
+    }
+    for (const seconds of JSON.parse(delivered) as number[]) m.observe('hermes_delivery_seconds', [], Math.max(0, seconds))
+  }
+
+  private expectWaitingReceipts (): void {
+    this.waitingReceipts = true
+    this.sweepMs = kMinSweepMs
+    this.nextSweepAt = Math.min(this.nextSweepAt, Date.now() + kMinSweepMs)
+  }
+
+  /**
+   * Links receipts that arrived before their message's provider id was stored, once it is, and applies
+   * their status. Runs while any wait: soon after one arrived, then less often while none is adopted.
+   */
+  private async sweep (): Promise<void> {
+    let result
+    try {
+      result = await this.client!.query(adoptWaitingEvents)
+    } catch (error) {
+      if (isTransientDatabaseError(error)) throw error
+      this.options.log.error({ code: 'HERMES_ERR_RECEIPT_SWEEP', err: error instanceof Error ? error.message : String(error) }, 'could not link waiting receipts to their messages; trying again later')
+      this.sweepMs = kMaxSweepMs
+      this.nextSweepAt = Date.now() + this.sweepMs
+      return
+    }
+    const { adopted, waiting, delivered } = result.rows[0] as { adopted: number, waiting: number, delivered: string }
+    this.countReceipts('[]', delivered)
+    if (adopted > 0) this.options.log.debug({ adopted, waiting: waiting - adopted }, 'receipts adopted by their message')
+    this.waitingReceipts = waiting - adopted > 0
+    this.sweepMs = adopted > 0 ? kMinSweepMs : Math.min(this.sweepMs * 2, kMaxSweepMs)
+    this.nextSweepAt = Date.now() + this.sweepMs
+  }
+
   private async ensureConnected (): Promise<void> {
     if (this.client !== null) return
     const client = await openSession(this.options.databaseUrl, { ...sessionProfiles.writer, planner: [writerSessionSettings] })
@@ -211,6 +294,8 @@ export class WriterLoop {
     try {
       await client.query(createStagingTable)
       await client.query(prepareMerge)
+      await client.query(createReceiptStagingTable)
+      await client.query(prepareReceiptMerge)
     } catch (error) {
       await client.end().catch(() => {})
       throw error

@@ -30,6 +30,8 @@ export function provider (name: string, overrides: Partial<ProviderConfig> = {})
     concurrency: 4,
     retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 },
     timeoutMs: 10_000,
+    eventWebhookPublicKeys: [],
+    callbackUrl: null,
     ...overrides
   }
 }

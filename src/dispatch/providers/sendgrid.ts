@@ -41,7 +41,9 @@ function mailOf (config: ProviderConfig, message: OutboundMessage): Record<strin
     personalizations: [{ to: [{ email: message.to }] }],
     from: { email: senderFor(config, message) },
     subject: subjectOf(message.body),
-    content: [{ type: 'text/plain', value: textOf(message) }]
+    content: [{ type: 'text/plain', value: textOf(message) }],
+    // Echoed in every Event Webhook event: receipts find their message by it even before X-Message-Id is stored.
+    custom_args: { hermes_message_id: message.id }
   }
 }
 

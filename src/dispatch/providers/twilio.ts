@@ -1,7 +1,7 @@
 /**
  * Twilio Messages API: POST /2010-04-01/Accounts/{AccountSid}/Messages.json,
  * form-encoded To, From, Body and one MediaUrl per attachment, HTTP basic
- * auth AccountSid:AuthToken. Success is 201 with the message resource, whose
+ * auth AccountSid:AuthToken, and a StatusCallback URL when publicUrl is set. Success is 201 with the message resource, whose
  * `sid` is the provider message id.
  */
 import type { ProviderConfig } from '../../config.js'
@@ -22,6 +22,8 @@ export function createTwilioClient (config: ProviderConfig): ProviderClient {
       form.append('From', senderFor(config, message))
       form.append('Body', message.body)
       for (const url of message.attachments) form.append('MediaUrl', url)
+      // With publicUrl set, Twilio reports every status change of the message to POST /callbacks/{provider}.
+      if (config.callbackUrl !== null) form.append('StatusCallback', config.callbackUrl)
       try {
         const reply = await transport.post(path, { authorization, 'content-type': 'application/x-www-form-urlencoded' }, form.toString())
         if (!isSuccess(reply.status)) return failureFromReply(reply)

@@ -1,0 +1,74 @@
+/**
+ * X-Twilio-Signature: base64 HMAC-SHA1(auth token, URL + each parameter
+ * name immediately followed by its value, names in UTF-16 code unit order;
+ * a repeated name contributes each distinct value, sorted). The URL is the
+ * one Twilio called; like the official `validateRequest`, it is tried with
+ * and without the scheme's default port.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import type { FormParams } from './form.js'
+
+/** HMAC-SHA1 is 20 bytes: 28 base64 characters ending in one '='. */
+const kSignatureShape = /^[A-Za-z0-9+/]{27}=$/
+
+export function isTwilioSignatureShape (header: string): boolean {
+  return kSignatureShape.test(header)
+}
+
+/** The signed string after the URL: params grouped by name, sorted as JavaScript sorts strings (by UTF-16 code unit). */
+export function twilioParamString (params: FormParams): string {
+  const byName = new Map<string, string[]>()
+  for (const [name, value] of params) {
+    const values = byName.get(name)
+    if (values === undefined) byName.set(name, [value])
+    else values.push(value)
+  }
+  let out = ''
+  for (const name of [...byName.keys()].sort()) {
+    const values = byName.get(name)!
+    const distinct = values.length === 1 ? values : [...new Set(values)].sort()
+    for (const value of distinct) out += name + value
+  }
+  return out
+}
+
+export function twilioSignature (token: string, url: string, paramString: string): string {
+  return createHmac('sha1', token).update(url, 'utf8').update(paramString, 'utf8').digest('base64')
+}
+
+const kAuthority = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)/i
+
+/** The URL without and with its scheme's default port (or as given, when it names another port). */
+export function urlCandidates (url: string): string[] {
+  const m = kAuthority.exec(url)
+  if (m === null) return [url]
+  const [prefix, scheme, authority] = m as unknown as [string, string, string]
+  const portStart = authority.indexOf(':', authority.lastIndexOf(']') + 1)
+  const rest = url.slice(prefix.length)
+  const host = portStart < 0 ? authority : authority.slice(0, portStart)
+  const port = portStart < 0 ? '' : authority.slice(portStart)
+  const withoutPort = scheme + host + rest
+  const withPort = port !== '' ? url : scheme + host + (scheme.toLowerCase() === 'https://' ? ':443' : ':80') + rest
+  return withoutPort === withPort ? [url] : [withoutPort, withPort]
+}
+
+/** Whether `header` is the signature of (url, params) under any token, compared in constant time. */
+export function verifyTwilioSignature (tokens: readonly string[], header: string, url: string, params: FormParams): boolean {
+  const candidate = Buffer.from(header, 'latin1')
+  const paramString = twilioParamString(params)
+  let valid = false
+  for (const token of tokens) {
+    for (const candidateUrl of urlCandidates(url)) {
+      const expected = Buffer.from(twilioSignature(token, candidateUrl, paramString), 'latin1')
+      // No early exit: every token and URL form costs the same whether or not one matched.
+      if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) valid = true
+    }
+  }
+  return valid
+}
+
+/** The URL Twilio called: publicUrl (else http:// + Host), then the path and the raw query. */
+export function calledUrl (publicUrl: string | null | undefined, host: string, path: string, query: string): string {
+  const base = publicUrl ?? `http://${host}`
+  return query === '' ? base + path : `${base}${path}?${query}`
+}
