@@ -55,6 +55,8 @@ export const Rejection = {
   notFound: { status: 404, code: 'HERMES_ERR_NOT_FOUND' },
   bodyTooLarge: { status: 413, code: 'HERMES_ERR_BODY_TOO_LARGE' },
   emptyBody: { status: 400, code: 'HERMES_ERR_EMPTY_BODY' },
+  /** Content-Length headers that disagree or are not a number: the request's end is ambiguous (RFC 9112 §6.3). */
+  ambiguousLength: { status: 400, code: 'HERMES_ERR_AMBIGUOUS_LENGTH' },
   invalidUtf8: { status: 400, code: 'HERMES_ERR_INVALID_UTF8' },
   malformedJson: { status: 400, code: 'HERMES_ERR_MALFORMED_JSON' },
   notAnObject: { status: 400, code: 'HERMES_ERR_NOT_AN_OBJECT' },
@@ -66,7 +68,9 @@ export const Rejection = {
   databaseUnavailable: { status: 503, code: 'HERMES_ERR_DATABASE_UNAVAILABLE' },
   draining: { status: 503, code: 'HERMES_ERR_DRAINING' },
   ackTimeout: { status: 503, code: 'HERMES_ERR_ACK_TIMEOUT' },
-  internal: { status: 500, code: 'HERMES_ERR_INTERNAL' }
+  internal: { status: 500, code: 'HERMES_ERR_INTERNAL' },
+  /** PostgreSQL refused the row; the answer says so without naming schema internals (the log has the detail). */
+  storeRefused: { status: 500, code: 'HERMES_ERR_STORE_REFUSED' }
 } as const
 
 export type RejectionKind = keyof typeof Rejection
