@@ -165,6 +165,7 @@ export async function startHermes (config: HermesConfig, options: StartOptions =
       port: config.port,
       maxBodyBytes: config.maxBodyBytes,
       channels,
+      answersLater: durable,
       meter,
       scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       refusal: () => {
