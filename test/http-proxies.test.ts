@@ -120,6 +120,8 @@ t.test('two differing Content-Length headers: 400, the connection closed, and no
 
   const list = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\nContent-Length: 0, 7\r\n\r\n`])
   t.ok(list.closed && answers(list.received).every((a) => a.status === 400), 'a list of values is never served (uWS closes the connection itself)')
+  const empty = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\nContent-Length:\r\nContent-Length: 3\r\n\r\nabc`])
+  t.same(answers(empty.received).map((a) => a.status), [400], 'an empty Content-Length beside another (CVE-2023-40225 in HAProxy) is refused')
   const both = await exchange([`POST /webhooks/sms HTTP/1.1\r\nHost: hermes\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`])
   t.ok(both.closed && answers(both.received).length === 0, 'Transfer-Encoding with Content-Length is never served (uWS closes the connection itself)')
   const same = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n`])
