@@ -63,6 +63,8 @@ export const Rejection = {
   notFound: { status: 404, code: 'HERMES_ERR_NOT_FOUND' },
   bodyTooLarge: { status: 413, code: 'HERMES_ERR_BODY_TOO_LARGE' },
   emptyBody: { status: 400, code: 'HERMES_ERR_EMPTY_BODY' },
+  /** Content-Length headers that disagree or are not a number: the request's end is ambiguous (RFC 9112 §6.3). */
+  ambiguousLength: { status: 400, code: 'HERMES_ERR_AMBIGUOUS_LENGTH' },
   invalidUtf8: { status: 400, code: 'HERMES_ERR_INVALID_UTF8' },
   malformedJson: { status: 400, code: 'HERMES_ERR_MALFORMED_JSON' },
   notAnObject: { status: 400, code: 'HERMES_ERR_NOT_AN_OBJECT' },
@@ -78,7 +80,7 @@ export const Rejection = {
   notReady: { status: 503, code: 'HERMES_ERR_NOT_READY' },
   /** The writer or dispatch thread died: the process is about to exit for its supervisor to restart it. */
   threadLost: { status: 503, code: 'HERMES_ERR_THREAD_LOST' },
-  /** PostgreSQL refused the message's row (a constraint the validation did not foresee). */
+  /** PostgreSQL refused the row; the answer says so without naming schema internals (the log has the detail). */
   storeRefused: { status: 500, code: 'HERMES_ERR_STORE_REFUSED' },
   internal: { status: 500, code: 'HERMES_ERR_INTERNAL' },
   // Provider-native formats and delivery receipts (design.md, "Provider-native webhooks", "Delivery receipts").

@@ -252,6 +252,7 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
       channels,
       channelRoutes: channelConfigs.map((ch) => ({ maxBodyBytes: ch.maxBodyBytes, native: ch.format !== 'hermes' })),
       callbackProviders: receiptProviders.map((p) => p.name),
+      answersLater: durable,
       meter,
       scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       tls: config.tls,

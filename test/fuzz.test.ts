@@ -24,7 +24,10 @@ function prng (seed: number): () => number {
 
 const edgeStrings = ['', '\u0000', 'a\u0000b', '\ud800', '\udfff', '💥'.repeat(100), 'é', '\u202e', '\\', '"', '\n\t\r', 'x'.repeat(70_000),
   '+14155552671', '+1', '+999999999999999999', 'USER@EXAMPLE.COM', 'a@b', '@@', 'https://x.example/a', 'ftp://x/y', 's3://b/k', 'javascript:alert(1)',
-  '2026-11-29T10:00:00Z', '2026-02-30T10:00:00Z', 'not a date', '__proto__', 'constructor']
+  '2026-11-29T10:00:00Z', '2026-02-30T10:00:00Z', 'not a date', '__proto__', 'constructor',
+  // issue 23: schemes in any case, NFC/NFD and internationalized email addresses, numeric id spellings
+  'HTTPS://X.EXAMPLE/A', 'S3://bucket/Key', 'hTtP://x.example/\u00e9', 'jos\u00e9@example.com', 'jose\u0301@example.com',
+  'a@b\u00fccher.example', 'a@xn--bcher-kva.example', 'a@xn--.example', 'a@\uff45xample.com', '1500', '1.5e3']
 
 function value (rand: () => number, depth: number): unknown {
   const r = rand()
@@ -42,6 +45,7 @@ function body (rand: () => number): Buffer {
   if (r < 0.15) return Buffer.from('['.repeat(50_000) + ']'.repeat(50_000))
   if (r < 0.2) return Buffer.from('{"id":"dup","id":"dup2","from":"+14155550001","to":"+14155550002","__proto__":{"polluted":true}}')
   const payload: Record<string, unknown> = { id: `fuzz-${Math.floor(rand() * 1e9)}`, from: '+14155550001', to: '+14155550002', body: 'hi' }
+  if (r < 0.25) payload['id'] = null // a null id falls back to xillio_id
   const fields = ['id', 'from', 'to', 'body', 'attachments', 'timestamp', 'xillio_id']
   for (let i = 0; i < 1 + Math.floor(rand() * 3); i++) payload[fields[Math.floor(rand() * fields.length)]!] = value(rand, 0)
   return Buffer.from(JSON.stringify(payload))
@@ -187,4 +191,33 @@ t.test('generated Twilio forms over HTTP beside valid JSON traffic: 4xx or 200 o
   t.ok(fuzzed.every((a) => [200, 400, 401, 422].includes(a.status)), `statuses: ${[...new Set(fuzzed.map((a) => a.status))].join(', ')}`)
   t.ok(fuzzed.every((a) => a.status === 200 || typeof a.json?.error?.code === 'string'), 'every refusal has a JSON error code')
   t.same(valid.map((a) => a.status), Array(50).fill(202), 'valid traffic beside it is accepted')
+})
+
+t.test('the input cases of issue 23 over HTTP: stored normalized, one party per mailbox, one message per id', async (t) => {
+  const h = await startTestHermes(t)
+  const signed = (b: string): Record<string, string> => ({ 'x-provider-signature-256': sign(Buffer.from(b)) })
+  const post = async (channel: string, payload: Record<string, unknown>): Promise<number> => {
+    const b = JSON.stringify(payload)
+    return (await h.post(channel, b, signed(b))).status
+  }
+  const tag = `i23-${process.pid}`
+  t.equal(await post('mms', { id: `${tag}-url`, from: '+14155550001', to: '+14155550002', attachments: ['HTTPS://A.EXAMPLE/X.PNG', 'S3://bucket/Key'] }), 202, 'upper-case schemes are accepted')
+  const urls = await h.db.query("SELECT a.url FROM attachment a JOIN message m ON m.id = a.message_id WHERE m.external_id = $1 ORDER BY a.position", [`${tag}-url`])
+  t.same(urls.rows.map((r) => r['url']), ['https://A.EXAMPLE/X.PNG', 's3://bucket/Key'], 'and stored with the scheme lower-cased')
+
+  const spellings = ['jos\u00e9@b\u00fccher.example', 'jose\u0301@XN--BCHER-KVA.example', 'JOS\u00c9@b\u00fccher.example']
+  for (const [i, from] of spellings.entries()) t.equal(await post('email', { id: `${tag}-mail-${i}`, from, to: 'desk@example.com', body: 'hi' }), 202, JSON.stringify(from))
+  const parties = await h.db.query("SELECT DISTINCT m.sender_id FROM message m WHERE m.external_id LIKE $1", [`${tag}-mail-%`])
+  t.equal(parties.rows.length, 1, 'three spellings of one mailbox are one party')
+
+  t.equal(await post('sms', { id: null, xillio_id: `${tag}-x`, from: '+14155550001', to: '+14155550002' }), 202)
+  const x = await h.db.query('SELECT count(*)::int AS n FROM message WHERE external_id = $1', [`${tag}-x`])
+  t.equal(x.rows[0]!['n'], 1, 'a null id falls back to xillio_id')
+
+  for (const raw of ['{"id":991500', '{"id":9.915e5', '{"id":"991500"']) {
+    const b = `${raw},"from":"+14155550001","to":"+14155550002"}`
+    t.equal((await h.post('sms', b, signed(b))).status, 202, raw)
+  }
+  const n = await h.db.query("SELECT count(*)::int AS n FROM message m JOIN channel c ON c.id = m.channel_id WHERE c.name = 'sms' AND m.external_id = '991500'")
+  t.equal(n.rows[0]!['n'], 1, 'ids 991500, 9.915e5 and "991500" are one message')
 })

@@ -184,8 +184,8 @@ t.test('email addresses are trimmed and stored lower-cased', async (t) => {
   t.equal(message.to, 'bob@example.org')
 })
 
-t.test('an internationalized email address is accepted and lower-cased', async (t) => {
-  t.equal(accepted(t, validate({ from: 'José@Exämple.Com', to: emails.to }, email)).from, 'josé@exämple.com')
+t.test('an internationalized email address is accepted, lower-cased, its domain in ASCII (punycode) form', async (t) => {
+  t.equal(accepted(t, validate({ from: 'José@Exämple.Com', to: emails.to }, email)).from, 'josé@xn--exmple-cua.com')
 })
 
 t.test('malformed email addresses are rejected', async (t) => {
@@ -266,7 +266,7 @@ t.test('attachments must be an array', async (t) => {
 t.test('attachments must be absolute http, https or s3 URLs with a host', async (t) => {
   const good = ['http://a.example/x', 'https://a.example:8443/x?y=1#z', 's3://bucket/key/with space%20.png', 'HTTPS://A.EXAMPLE/', 'https://[::1]/x']
   t.same(accepted(t, validate({ ...phones, attachments: good.slice(0, 2).concat(['s3://bucket/key.png']) })).attachments.length, 3)
-  for (const url of good.slice(3)) t.equal(accepted(t, validate({ ...phones, attachments: [url] })).attachments[0], url, url)
+  for (const url of good.slice(4)) t.equal(accepted(t, validate({ ...phones, attachments: [url] })).attachments[0], url, url)
   const bad = [
     'ftp://a.example/x', 'file:///etc/passwd', 'javascript:alert(1)', 'data:text/plain,hi', '/relative/path', 'a.example/x',
     'http:a.example', 's3:///key', 'https://', ' https://a.example/x', 'https://a.example/x y', 'https://a.exa mple/', 'http://[::1/', 'mailto:a@b.com'
@@ -356,4 +356,42 @@ t.test('keys named like Object.prototype members are plain unknown fields', asyn
 
 t.test('a payload with its own ok key is still validated as a payload', async (t) => {
   t.equal(accepted(t, validate({ ok: false, status: 400, ...phones })).from, phones.from)
+})
+
+t.test('an attachment URL is stored with its scheme lower-cased, the rest as sent (regression: HTTPS:// passed validation and failed the database)', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['HTTPS://A.EXAMPLE/', 'https://A.EXAMPLE/'],
+    ['S3://Bucket/Key.PNG', 's3://Bucket/Key.PNG'],
+    ['Http://a.example/X?Y=Z', 'http://a.example/X?Y=Z'],
+    ['https://a.example/x', 'https://a.example/x']
+  ]
+  for (const [input, stored] of cases) t.equal(accepted(t, validate({ ...phones, attachments: [input] })).attachments[0], stored, input)
+})
+
+t.test('an email address is one spelling per mailbox: NFC local part, ASCII (punycode) domain', async (t) => {
+  const nfc = accepted(t, validate({ from: 'jos\u00e9@example.com', to: 'bob@example.org' }, email)).from
+  const nfd = accepted(t, validate({ from: 'jose\u0301@example.com', to: 'bob@example.org' }, email)).from
+  t.equal(nfd, nfc, 'NFD and NFC spellings are one address')
+  t.equal(nfc, 'jos\u00e9@example.com')
+  const unicode = accepted(t, validate({ from: 'a@b\u00fccher.example', to: 'bob@example.org' }, email)).from
+  const puny = accepted(t, validate({ from: 'A@XN--BCHER-KVA.example', to: 'bob@example.org' }, email)).from
+  t.equal(unicode, 'a@xn--bcher-kva.example', 'a Unicode domain is stored in its ASCII form')
+  t.equal(puny, unicode, 'the punycode spelling is the same address')
+  t.equal(accepted(t, validate({ from: 'a@\uff45xample.com', to: 'bob@example.org' }, email)).from, 'a@example.com', 'full-width letters map to ASCII (UTS #46)')
+  rejectsField(t, validate({ from: 'jose\u0301@example.com', to: 'jos\u00e9@EXAMPLE.com' }, email), 'to', 'must differ from from', 'one mailbox spelt two ways is the same party')
+  rejectsField(t, validate({ from: 'a@xn--.example', to: 'bob@example.org' }, email), 'from', /must be an email address/, 'a domain IDNA refuses')
+})
+
+t.test('a null id falls back to xillio_id as an absent one does (regression: it fell back to the body hash)', async (t) => {
+  t.equal(accepted(t, validate({ id: null, xillio_id: 'X', ...phones })).externalId, 'X')
+  t.equal(accepted(t, validate({ id: null, xillio_id: 7, ...phones })).externalId, '7')
+})
+
+t.test('ids 1500, 1.5e3, 1500.0 and "1500" are one message; other spellings of a string are not', async (t) => {
+  for (const body of ['{"id":1500', '{"id":1.5e3', '{"id":1500.0', '{"id":"1500"', '{"id":15e2']) {
+    const verdict = validateWebhook(rawOf(`${body},"from":"+14155552671","to":"+12125551234"}`))
+    t.equal(accepted(t, verdict).externalId, '1500', body)
+  }
+  t.equal(accepted(t, validate({ id: '1.5e3', ...phones })).externalId, '1.5e3', 'a string id is taken literally')
+  rejectsField(t, validate({ id: 1.5, ...phones }), 'id', 'must be a non-empty string or a safe integer')
 })

@@ -10,6 +10,7 @@ const statusLines: Record<number, string> = {
   405: '405 Method Not Allowed',
   413: '413 Payload Too Large',
   415: '415 Unsupported Media Type',
+  431: '431 Request Header Fields Too Large',
   422: '422 Unprocessable Entity',
   500: '500 Internal Server Error',
   503: '503 Service Unavailable'
@@ -21,21 +22,50 @@ export interface ErrorAnswer {
   readonly message: string
   readonly fields?: readonly FieldProblem[] | undefined
   readonly retryAfterSeconds?: number | undefined
+  /** The methods a 405's route allows (its Allow header, RFC 9110 §15.5.6). */
+  readonly allow?: string | undefined
 }
 
 /**
  * Writes a complete JSON answer. Corked, so status, headers and body leave in
  * one syscall; safe to call from any callback (uWS requires cork outside the
- * request handler's own tick).
+ * request handler's own tick). A response paused until answered is resumed
+ * first. For a HEAD request (`head`) the headers go out and no body.
  */
-export function sendJson (res: HttpResponse, status: number, requestId: string, body: string, extraHeaders?: readonly [string, string][], closeConnection = false): void {
+export function sendJson (res: HttpResponse, status: number, requestId: string, body: string, extraHeaders?: readonly [string, string][], closeConnection = false, head = false): void {
   res.cork(() => {
+    if (paused.delete(res)) res.resume()
     res.writeStatus(statusLines[status] ?? String(status))
     res.writeHeader('content-type', 'application/json')
     res.writeHeader('x-request-id', requestId)
     if (extraHeaders !== undefined) for (const [name, value] of extraHeaders) res.writeHeader(name, value)
-    res.end(body, closeConnection)
+    if (head) {
+      // uWS 20.30 counts only end() as an answer unless an abort handler is attached, and given a
+      // length, endWithoutBody leaves the response pending (the connection then dies at the next
+      // request): so no Content-Length, which a HEAD answer may omit. Closing needs the argument
+      // list, and then says 0.
+      res.onAborted(noop)
+      if (closeConnection) res.endWithoutBody(0, true)
+      else res.endWithoutBody()
+    } else {
+      res.end(body, closeConnection)
+    }
   })
+}
+
+const noop = (): void => {}
+
+const paused = new WeakSet<HttpResponse>()
+
+/**
+ * Stops reading the response's connection until it is answered. uWS closes a
+ * connection when a request arrives while the previous one is unanswered
+ * (pipelining), so a request answered later (after its commit) holds back
+ * whatever the client sends next, and the next request is read only then.
+ */
+export function pauseUntilAnswered (res: HttpResponse): void {
+  res.pause()
+  paused.add(res)
 }
 
 export function errorBody (answer: ErrorAnswer, requestId: string): string {
@@ -44,11 +74,11 @@ export function errorBody (answer: ErrorAnswer, requestId: string): string {
   return JSON.stringify({ error, requestId })
 }
 
-export function sendError (res: HttpResponse, requestId: string, answer: ErrorAnswer, closeConnection = false): void {
-  const headers: [string, string][] | undefined = answer.retryAfterSeconds === undefined
-    ? undefined
-    : [['retry-after', String(answer.retryAfterSeconds)]]
-  sendJson(res, answer.status, requestId, errorBody(answer, requestId), headers, closeConnection)
+export function sendError (res: HttpResponse, requestId: string, answer: ErrorAnswer, closeConnection = false, head = false): void {
+  const headers: [string, string][] = []
+  if (answer.retryAfterSeconds !== undefined) headers.push(['retry-after', String(answer.retryAfterSeconds)])
+  if (answer.allow !== undefined) headers.push(['allow', answer.allow])
+  sendJson(res, answer.status, requestId, errorBody(answer, requestId), headers, closeConnection, head)
 }
 
 export function acceptedBody (requestId: string, durable: boolean): string {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { domainToASCII } from 'node:url'
 import { Rejection, type FieldProblem } from '../errors.js'
 import type { AddressKind, RawWebhook, Rejected } from './types.js'
 
@@ -106,11 +107,27 @@ function checkAddress (raw: unknown, kind: AddressKind): Check<string> {
   if (kind === 'phone') {
     return kE164.test(value) ? { value } : { problem: 'must be an E.164 phone number (+ then up to 15 digits)' }
   }
-  const at = value.lastIndexOf('@')
-  if (tooLong(value, limits.email) || at > limits.emailLocal || !kEmail.test(value)) {
+  // The shape is checked as sent and again as stored: IDNA silently drops tabs and maps dots.
+  const email = kEmail.test(value) ? canonicalEmail(value) : ''
+  const at = email.lastIndexOf('@')
+  if (tooLong(email, limits.email) || at > limits.emailLocal || !kEmail.test(email)) {
     return { problem: `must be an email address (local@domain.tld, at most ${limits.email} characters)` }
   }
-  return { value: value.toLowerCase() }
+  return { value: email }
+}
+
+/**
+ * One mailbox, one spelling, so one mailbox is one party: the local part
+ * lower-cased in NFC (`jos\u00e9` and `jose\u0301` are the same name), the
+ * domain in its ASCII (punycode) form, which is what DNS and SMTP use and
+ * what `bücher.example` and `xn--bcher-kva.example` both become. A domain
+ * IDNA refuses becomes '' and fails the shape check.
+ */
+function canonicalEmail (value: string): string {
+  const at = value.lastIndexOf('@')
+  if (at < 0) return value
+  const local = value.slice(0, at).toLowerCase().normalize('NFC')
+  return `${local}@${domainToASCII(value.slice(at + 1).normalize('NFC'))}`
 }
 
 function checkBody (raw: unknown): Check<string> {
@@ -120,11 +137,16 @@ function checkBody (raw: unknown): Check<string> {
   return problem === null ? { value: raw } : { problem }
 }
 
-function checkUrl (raw: unknown): string | null {
-  if (typeof raw !== 'string') return 'must be a string'
+/**
+ * An attachment URL as stored: the sender's text with its scheme lower-cased
+ * (schemes are case-insensitive, RFC 3986 §3.1, and schema.sql's
+ * attachment_url_check accepts only the lower-case form), or the problem.
+ */
+function checkUrl (raw: unknown): Check<string> {
+  if (typeof raw !== 'string') return { problem: 'must be a string' }
   const problem = textProblem(raw, limits.url)
-  if (problem !== null) return problem
-  const reason = 'must be an absolute http, https or s3 URL'
+  if (problem !== null) return { problem }
+  const reason = { problem: 'must be an absolute http, https or s3 URL' }
   // The shape test refuses what `new URL` would silently repair (blanks, 'http:host' without //).
   if (!kUrlShape.test(raw)) return reason
   let url: URL
@@ -133,7 +155,9 @@ function checkUrl (raw: unknown): string | null {
   } catch {
     return reason
   }
-  return kUrlProtocols.has(url.protocol) && url.host !== '' ? null : reason
+  if (!kUrlProtocols.has(url.protocol) || url.host === '') return reason
+  const colon = raw.indexOf(':')
+  return { value: raw.slice(0, colon).toLowerCase() + raw.slice(colon) }
 }
 
 const kDaysInMonth = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
@@ -179,15 +203,18 @@ function checkAttachments (raw: unknown, max: number, problems: FieldProblem[]):
     problems.push({ field: 'attachments', reason: `must have at most ${max} entries` })
     return []
   }
-  raw.forEach((url: unknown, i) => {
-    const problem = checkUrl(url)
-    if (problem !== null) problems.push({ field: `attachments[${i}]`, reason: problem })
-  })
-  return raw as string[]
+  return raw.map((url: unknown, i) => collect(problems, `attachments[${i}]`, checkUrl(url)) ?? '')
 }
 
+/**
+ * The sender's id: `id`, else the seed's `xillio_id` (a `null` id counts as
+ * absent), else the webhook-id header, else the body's SHA-256. A JSON number
+ * is its value, so 1500, 1.5e3 and 1500.0 are the id "1500", the same
+ * message as the string "1500" (docs/proxies.md, "Message ids").
+ */
 function externalIdOf (raw: RawWebhook, payload: Record<string, unknown>, problems: FieldProblem[]): string | undefined {
-  const idField = Object.hasOwn(payload, 'id') ? 'id' : 'xillio_id'
+  const primary = read(payload, 'id')
+  const idField = primary === undefined || primary === null ? 'xillio_id' : 'id'
   const id = read(payload, idField)
   if (id !== undefined && id !== null) return collect(problems, idField, checkId(id))
   if (raw.webhookId !== '') {

@@ -12,16 +12,35 @@ export function rowCount (batches: readonly RowBatch[]): number {
   return n
 }
 
-/** Splits a batch into one batch per row (lines end in '\n'; COPY escapes inner newlines). */
-export function splitRows (batch: RowBatch): RowBatch[] {
-  const out: RowBatch[] = []
-  let start = 0
-  for (let i = 0; i < batch.slots.length; i++) {
-    const end = batch.rows.indexOf(0x0a, start) + 1
-    out.push({ slots: batch.slots.subarray(i, i + 1), rows: batch.rows.subarray(start, end), ...(batch.kind === undefined ? {} : { kind: batch.kind }) })
-    start = end
+/** Splits `batch` after its first `rows` lines (views, no copy). */
+function splitAt (batch: RowBatch, rows: number): [RowBatch, RowBatch] {
+  let end = 0
+  for (let i = 0; i < rows; i++) end = batch.rows.indexOf(0x0a, end) + 1
+  const kind = batch.kind === undefined ? {} : { kind: batch.kind }
+  return [
+    { slots: batch.slots.subarray(0, rows), rows: batch.rows.subarray(0, end), ...kind },
+    { slots: batch.slots.subarray(rows), rows: batch.rows.subarray(end), ...kind }
+  ]
+}
+
+/** Splits batches into two runs of (nearly) equal row counts, cutting one batch at a line if need be. */
+export function halve (batches: readonly RowBatch[]): [RowBatch[], RowBatch[]] {
+  const half = Math.floor(rowCount(batches) / 2)
+  const left: RowBatch[] = []
+  const right: RowBatch[] = []
+  let seen = 0
+  for (const batch of batches) {
+    const n = batch.slots.length
+    if (seen + n <= half) left.push(batch)
+    else if (seen >= half) right.push(batch)
+    else {
+      const [a, b] = splitAt(batch, half - seen)
+      left.push(a)
+      right.push(b)
+    }
+    seen += n
   }
-  return out
+  return [left, right]
 }
 
 export function concatSlots (batches: readonly RowBatch[]): Uint32Array {
