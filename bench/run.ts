@@ -8,7 +8,8 @@
  * --durable-connections N (durable's load; default 3000, see below),
  * --workload repeat|cold, --overload S, --rows N (storage scenarios),
  * --scenarios a,b,… (ceiling, naive, durable, durable-half, enqueued,
- * raw-copy, writer, overload), --out DIR (default bench/results),
+ * raw-copy, writer, overload; also sustained and peer, not run by default:
+ * see bench/sustained.ts and its --sustained-* options), --out DIR (default bench/results),
  * --half-rate N (durable-half at a fixed N/s instead of half of durable's: the
  * same load for two builds being compared; its target is then not judged),
  * --provider-rate N (the provider's rate limit per second; default out of
@@ -40,6 +41,7 @@ import { listeningPort, startFastProvider, startServer, stopServer, cpuSeconds, 
 import { ensureWrk, runWrk, type WrkResult } from './wrk.js'
 import { rawCopy, writerStage } from './storage.js'
 import { median, printReport, writeReport, type ScenarioSummary, type Target } from './report.js'
+import { EndToEnd, sustainedOptions } from './sustained.js'
 import { startEmbeddedPostgres } from '../src/store/embedded-postgres.js'
 import { freePort } from '../test/helpers/free-port.js'
 import { createLogger } from '../src/log.js'
@@ -50,7 +52,11 @@ const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url))
 const secret = 'bench-secret'
 const hermesNodeArgs = (process.env['BENCH_HERMES_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')
 const allScenarios = ['ceiling', 'naive', 'durable', 'durable-half', 'enqueued', 'raw-copy', 'writer', 'overload'] as const
-type Scenario = typeof allScenarios[number]
+// Minutes each (a rate search; a peer with its own database), so only run when listed.
+const endToEndScenarios = ['sustained', 'peer'] as const
+type EndToEndScenario = typeof endToEndScenarios[number]
+type Scenario = typeof allScenarios[number] | EndToEndScenario
+const isEndToEnd = (s: Scenario): s is EndToEndScenario => (endToEndScenarios as readonly string[]).includes(s)
 
 function option (name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`)
@@ -69,7 +75,8 @@ const scenarios = option('scenarios', allScenarios.join(',')).split(',') as Scen
 const outDir = option('out', here('../../bench/results'))
 const providerRate = Number(option('provider-rate', '1000000'))
 if (!(providerRate > 0)) throw new Error('--provider-rate must be a positive number')
-for (const s of scenarios) if (!allScenarios.includes(s)) throw new Error(`unknown scenario ${s}; known: ${allScenarios.join(', ')}`)
+for (const s of scenarios) if (![...allScenarios, ...endToEndScenarios].includes(s)) throw new Error(`unknown scenario ${s}; known: ${[...allScenarios, ...endToEndScenarios].join(', ')}`)
+if (scenarios.some(isEndToEnd)) sustainedOptions(quick) // checks the --sustained-* options before anything starts
 // A fixed rate for durable-half instead of half of durable's: latency compared between two builds at the same load.
 const halfRate = option('half-rate', '') === '' ? undefined : Number(option('half-rate', ''))
 if (halfRate !== undefined && !(Number.isInteger(halfRate) && halfRate > 0)) throw new Error('--half-rate must be a positive integer (requests per second)')
@@ -218,10 +225,17 @@ async function main (): Promise<void> {
       }
     }
 
+    const endToEnd = new EndToEnd({ work, client, databaseUrl, secret, configObject, fake, hermesNodeArgs, warmupFile, requestsFile, workload, quick, duration, warmupSeconds, durableConnections, reset, scrape })
+    cleanup.push(async () => await endToEnd.close())
     const results = new Map<Scenario, HttpRun[]>()
     const storage = new Map<Scenario, number[]>()
     for (let run = 1; run <= runs; run++) {
       for (const scenario of scenarios) {
+        if (isEndToEnd(scenario)) {
+          const durable = results.get('durable')?.at(-1)
+          await endToEnd.run(scenario, run, scenarios, durable === undefined ? undefined : durable.confirmed / duration)
+          continue
+        }
         if (scenario === 'raw-copy' || scenario === 'writer') {
           await reset()
           const r = scenario === 'raw-copy'
@@ -241,7 +255,7 @@ async function main (): Promise<void> {
       }
     }
 
-    const summaries: ScenarioSummary[] = scenarios.map((scenario) => {
+    const summaries: ScenarioSummary[] = scenarios.filter((s) => !isEndToEnd(s)).map((scenario) => {
       if (scenario === 'raw-copy' || scenario === 'writer') {
         const xs = storage.get(scenario) ?? []
         return { scenario, rps: median(xs), rpsMin: Math.min(...xs), rpsMax: Math.max(...xs), storedPerSecond: median(xs), p50: null, p99: null, p999: null, commitP99: null, cpuSeconds: null, postgresCpuSeconds: null, note: `rows/s, ${storageRows} rows, commit per 5000` }
@@ -272,6 +286,7 @@ async function main (): Promise<void> {
         note
       }
     })
+    summaries.push(...endToEnd.summaries())
     const by = (s: Scenario): ScenarioSummary | undefined => summaries.find((x) => x.scenario === s)
     const ratio = (a: Scenario, b: Scenario): number | null => by(a) !== undefined && by(b) !== undefined ? by(a)!.rps / by(b)!.rps : null
     const overload = results.get('overload')?.[0]
@@ -285,9 +300,10 @@ async function main (): Promise<void> {
       { name: 'overload RSS growth', value: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1, goal: '< 0.10', pass: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1 < 0.1, detail: '' },
       { name: 'overload lost (202 not in the database)', value: overload === undefined ? null : overload.distinctAccepted - overload.confirmed, goal: '0', pass: overload === undefined ? null : overload.distinctAccepted === overload.confirmed, detail: '' }
     ]
+    targets.push(...endToEnd.targets((results.get('durable') ?? []).map((r) => r.confirmed / duration)))
     const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, node: process.version, postgres: postgresVersion, load: `wrk -t2 (pre-signed requests, bench/wrk/post.lua)`, workload, providerRate, duration: `${duration}s`, connections, durableConnections, runs }
     printReport(machine, summaries, targets)
-    const files = writeReport(outDir, { machine, targets, raw: Object.fromEntries([...results].map(([k, v]) => [k, v])), storage: Object.fromEntries(storage) }, summaries)
+    const files = writeReport(outDir, { machine, targets, raw: Object.fromEntries([...results].map(([k, v]) => [k, v])), storage: Object.fromEntries(storage), endToEnd: endToEnd.data() }, summaries)
     console.log(`results: ${files.json}\nchart:   ${files.svg}`)
   } finally {
     for (const fn of cleanup.reverse()) await fn().catch(() => {})
