@@ -58,3 +58,31 @@ t.test('--half-rate must be a positive integer', async (t) => {
   t.not(code, 0, 'refused')
   t.match(stderr, /--half-rate must be a positive integer/)
 })
+
+t.test('--scenarios sustained,peer: a tiny rate search for Hermes and for the Fastify + graphile-worker peer, written to the JSON report', { skip: wrk }, async (t) => {
+  const out = t.testdir()
+  const { code, stdout, stderr } = await runBench(t, ['--quick', '--duration', '1', '--durable-connections', '40', '--scenarios', 'sustained,peer',
+    '--sustained-seconds', '2', '--sustained-warmup', '1', '--sustained-steps', '2', '--sustained-min', '100', '--sustained-max', '400', '--out', out])
+  t.equal(code, 0, `the bench exits 0 ${stderr.slice(-2000)}`)
+  t.match(stdout, /sustained \/ peer sustained/, 'prints the peer target')
+  interface Step { rate: number, pass: boolean, cpu: Record<string, number>, acceptedPerSecond: number }
+  const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as {
+    summaries: Array<{ scenario: string, rps: number }>, targets: Array<{ name: string }>,
+    endToEnd: { searches: Record<string, { steps: Step[] }>, peerClosedLoop: Array<{ rate: number }> }
+  }
+  t.same(report.summaries.map((s) => s.scenario).sort(), ['peer', 'peer-sustained', 'sustained'])
+  const first = report.endToEnd.searches['hermes']!.steps[0]!
+  t.equal(first.rate, 100, 'the search starts at --sustained-min')
+  t.ok(first.acceptedPerSecond > 50, `Hermes answered 202 at about the rate sent (${first.acceptedPerSecond}/s)`)
+  for (const part of ['hermes main', 'hermes writer', 'hermes dispatch', 'hermes worker-0', 'postgres hermes-writer', 'fake provider', 'load generator (wrk)']) t.ok(part in first.cpu, `CPU charged to ${part}`)
+  t.ok(first.cpu['hermes main']! > 0, 'the HTTP thread used some CPU')
+  t.ok(report.endToEnd.searches['peer']!.steps.length >= 1, 'the peer was searched too')
+  t.ok(report.endToEnd.peerClosedLoop[0]!.rate > 0, 'the peer answered 202 under the closed-loop load')
+  t.ok(report.targets.some((x) => x.name === 'sustained end-to-end rate'))
+})
+
+t.test('--sustained-max must be above --sustained-min', async (t) => {
+  const { code, stderr } = await runBench(t, ['--scenarios', 'sustained', '--sustained-min', '500', '--sustained-max', '400'])
+  t.not(code, 0, 'refused')
+  t.match(stderr, /--sustained-max must be above --sustained-min/)
+})
