@@ -310,14 +310,20 @@ export class EndToEnd {
     let hi = max
     const found: Step[] = []
     let best: Step | null = null
+    let rate = min
     for (let i = 0; i < steps; i++) {
-      const rate = i === 0 ? lo : Math.round((lo + hi) / 2 / 50) * 50 || lo
       const s = await this.step(system, rate)
       found.push(s)
       process.stderr.write(`${system.name === 'hermes' ? 'sustained' : 'peer-sustained'} step ${i + 1}: ${rate}/s ${s.pass ? 'pass' : `fail (${s.why})`}; 202 ${s.acceptedPerSecond.toFixed(0)}/s, delivered ${s.deliveredPerSecond.toFixed(0)}/s, p99 ${s.wrk.p99} ms, backlog ${s.backlogMid} → ${s.backlogEnd}, ingest ${s.ingestUsPerMessage.toFixed(0)} us/msg, delivery ${s.deliveryUsPerMessage.toFixed(0)} us/msg\n`)
       if (s.pass) { lo = rate; if (best === null || rate > best.rate) best = s } else { hi = rate }
-      if (i === 0 && !s.pass) break // not even the lower bound holds: nothing to bisect
-      if (hi - lo <= 50) break
+      if (best === null) {
+        // Not even the lower bound holds (a loaded machine): halve it until a rate passes.
+        rate = Math.floor(rate / 2)
+        if (rate < 10) break
+      } else {
+        rate = Math.round((lo + hi) / 2 / 50) * 50
+        if (hi - lo <= 100 || rate <= lo || rate >= hi) break
+      }
     }
     this.searches.set(system.name, { steps: found, best })
   }
