@@ -28,6 +28,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type pg from 'pg'
 import { generateRequests } from './gen-requests.js'
@@ -116,6 +117,8 @@ export interface Step {
   readonly serverCpuSeconds: number
   readonly ingestUsPerMessage: number
   readonly deliveryUsPerMessage: number
+  /** The machine's 1-minute load average at the end of the window: on a shared machine, how much else was running. */
+  readonly loadAverage: number
 }
 
 /**
@@ -299,7 +302,8 @@ export class EndToEnd {
         cpu,
         serverCpuSeconds,
         ingestUsPerMessage: 1e6 * charged(system.ingest) / Math.max(1, wrk.accepted),
-        deliveryUsPerMessage: 1e6 * charged(system.delivery) / Math.max(1, delivered)
+        deliveryUsPerMessage: 1e6 * charged(system.delivery) / Math.max(1, delivered),
+        loadAverage: loadavg()[0]!
       }
     } finally {
       await running.stop()
@@ -323,7 +327,7 @@ export class EndToEnd {
     for (let i = 0; i < steps; i++) {
       const s = await this.step(system, rate)
       found.push(s)
-      process.stderr.write(`${system.name === 'hermes' ? 'sustained' : 'peer-sustained'} step ${i + 1}: ${rate}/s ${s.pass ? 'pass' : `fail (${s.why})`}; 202 ${s.acceptedPerSecond.toFixed(0)}/s, delivered ${s.deliveredPerSecond.toFixed(0)}/s, p99 ${s.wrk.p99} ms, backlog ${s.backlogMid} → ${s.backlogEnd}, ingest ${s.ingestUsPerMessage.toFixed(0)} us/msg, delivery ${s.deliveryUsPerMessage.toFixed(0)} us/msg\n`)
+      process.stderr.write(`${system.name === 'hermes' ? 'sustained' : 'peer-sustained'} step ${i + 1}: ${rate}/s ${s.pass ? 'pass' : `fail (${s.why})`}; 202 ${s.acceptedPerSecond.toFixed(0)}/s, delivered ${s.deliveredPerSecond.toFixed(0)}/s, p99 ${s.wrk.p99} ms, backlog ${s.backlogMid} → ${s.backlogEnd}, load average ${s.loadAverage.toFixed(1)}, ingest ${s.ingestUsPerMessage.toFixed(0)} us/msg, delivery ${s.deliveryUsPerMessage.toFixed(0)} us/msg\n`)
       if (s.pass) { lo = rate; if (best === null || rate > best.rate) best = s } else { hi = rate }
       if (best === null) {
         // Not even the lower bound holds (a loaded machine): halve it until a rate passes.
