@@ -30,7 +30,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import type pg from 'pg'
+import pg from 'pg'
 import { generateRequests } from './gen-requests.js'
 import { listeningPort, startServer, stopServer, cpuSeconds, type Server } from './processes.js'
 import { runWrk, type WrkResult } from './wrk.js'
@@ -208,28 +208,32 @@ export class EndToEnd {
     const fakeCount = async (): Promise<number> => ((await (await fetch(`http://127.0.0.1:${ctx.fake.port}/count`)).json()) as { accepted: number }).accepted
     let jobsClient: pg.Client | null = null
     const jobs = async (): Promise<number> => {
-      const { default: pgModule } = await import('pg')
-      if (jobsClient === null) { jobsClient = new pgModule.Client({ connectionString: databaseUrl }); await jobsClient.connect() }
+      if (jobsClient === null) { jobsClient = new pg.Client({ connectionString: databaseUrl }); await jobsClient.connect() }
       return Number((await jobsClient.query<{ n: number }>('SELECT count(*)::int AS n FROM graphile_worker._private_jobs')).rows[0]!.n)
     }
     return {
       name: 'peer',
       reset: async () => {
-        const { default: pgModule } = await import('pg')
-        const c = new pgModule.Client({ connectionString: databaseUrl })
+        const c = new pg.Client({ connectionString: databaseUrl })
         await c.connect()
         await c.query('TRUNCATE graphile_worker._private_jobs').catch(() => {}) // absent before the first start
         await c.end()
       },
-      ingest: (l) => l === 'peer http' || l === 'postgres peer-http',
-      delivery: (l) => l === 'peer worker' || l === 'postgres peer-worker',
+      // As for Hermes, only the JavaScript threads and their sessions are charged; V8's and libuv's threads are reported apart.
+      ingest: (l) => l === 'peer http main' || l === 'postgres peer-http',
+      delivery: (l) => l === 'peer worker main' || l === 'postgres peer-worker',
       start: async () => {
         const env = { DATABASE_URL: databaseUrl, SECRET: ctx.secret, PROVIDER_URL: `http://127.0.0.1:${ctx.fake.port}` }
-        const http = await startServer(here('./peer-server.js'), [], { ...env, PEER_ROLE: 'http', PORT: String(await freePort()) }, listeningPort)
-        const worker = await startServer(here('./peer-server.js'), [], { ...env, PEER_ROLE: 'worker' }, listeningPort)
+        const httpThreads = join(ctx.work, `peer-http-threads-${Date.now()}.txt`)
+        const workerThreads = join(ctx.work, `peer-worker-threads-${Date.now()}.txt`)
+        const preload = ['--require', threadIdsPreload]
+        const http = await startServer(here('./peer-server.js'), [], { ...env, PEER_ROLE: 'http', PORT: String(await freePort()), BENCH_THREADS_FILE: httpThreads }, listeningPort, preload)
+        const worker = await startServer(here('./peer-server.js'), [], { ...env, PEER_ROLE: 'worker', BENCH_THREADS_FILE: workerThreads }, listeningPort, preload)
         return {
           port: http.port,
-          sources: { nodes: [], processes: [{ label: 'peer http', pid: http.child.pid! }, { label: 'peer worker', pid: worker.child.pid! }, { label: 'fake provider', pid: ctx.fake.child.pid! }], client: ctx.client, databases: [databaseName], postgresGroup: (name) => `postgres ${name === 'unnamed' ? 'bench client' : name}` },
+          sources: {
+            nodes: [{ prefix: 'peer http', pid: http.child.pid!, threadsFile: httpThreads, label: () => 'main' }, { prefix: 'peer worker', pid: worker.child.pid!, threadsFile: workerThreads, label: () => 'main' }],
+            processes: [{ label: 'fake provider', pid: ctx.fake.child.pid! }], client: ctx.client, databases: [databaseName], postgresGroup: (name) => `postgres ${name === 'unnamed' ? 'bench client' : name}` },
           processCpu: () => cpuSeconds(http.child.pid!) + cpuSeconds(worker.child.pid!),
           sent: fakeCount,
           backlog: jobs,
@@ -392,7 +396,7 @@ export class EndToEnd {
         p99: median(this.closedLoop.map((r) => r.wrk.p99)),
         p999: median(this.closedLoop.map((r) => r.wrk.p999)),
         commitP99: null,
-        cpuSeconds: median(this.closedLoop.map((r) => (r.cpu['peer http'] ?? 0) + (r.cpu['peer worker'] ?? 0))),
+        cpuSeconds: median(this.closedLoop.map((r) => Object.entries(r.cpu).filter(([l]) => l.startsWith('peer ')).reduce((s, [, v]) => s + v, 0))),
         postgresCpuSeconds: median(this.closedLoop.map((r) => Object.entries(r.cpu).filter(([l]) => l.startsWith('postgres ')).reduce((s, [, v]) => s + v, 0))),
         note: `Fastify ${packageVersion('fastify')} + graphile-worker ${packageVersion('graphile-worker')} (two processes), ${this.ctx.durableConnections} connections like durable; 202 after the job's insert commits; worker delivered ${median(this.closedLoop.map((r) => r.deliveredPerSecond)).toFixed(0)}/s`
       })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawn } from 'node:child_process'
 import { ensureWrk } from '../bench/wrk.js'
+import { testDatabase } from './helpers/database.js'
 
 const runScript = fileURLToPath(new URL('../bench/run.js', import.meta.url))
 let wrk: string | false = false
@@ -13,8 +14,8 @@ try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.m
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 
 /** Runs the bench with these arguments to its end (killed if the test ends first). */
-async function runBench (t: Test, args: readonly string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [runScript, ...args], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+async function runBench (t: Test, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [runScript, ...args], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
@@ -61,8 +62,10 @@ t.test('--half-rate must be a positive integer', async (t) => {
 
 t.test('--scenarios sustained,peer: a tiny rate search for Hermes and for the Fastify + graphile-worker peer, written to the JSON report', { skip: wrk }, async (t) => {
   const out = t.testdir()
+  // A database of its own: the peer creates and drops another beside it on the same server.
+  const db = await testDatabase(t)
   const { code, stdout, stderr } = await runBench(t, ['--quick', '--duration', '1', '--durable-connections', '40', '--scenarios', 'sustained,peer',
-    '--sustained-seconds', '2', '--sustained-warmup', '1', '--sustained-steps', '2', '--sustained-min', '100', '--sustained-max', '400', '--out', out])
+    '--sustained-seconds', '2', '--sustained-warmup', '1', '--sustained-steps', '2', '--sustained-min', '100', '--sustained-max', '400', '--out', out], { DATABASE_URL: db.url })
   t.equal(code, 0, `the bench exits 0 ${stderr.slice(-2000)}`)
   t.match(stdout, /sustained \/ peer sustained/, 'prints the peer target')
   interface Step { rate: number, pass: boolean, cpu: Record<string, number>, acceptedPerSecond: number }
