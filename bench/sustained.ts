@@ -9,9 +9,10 @@
  * load generator kept the rate (97%), (b) the answers' p99 is at most
  * 100 ms, and (c) the undelivered messages at the end (read from the
  * database) are under one second's worth and no more than at mid-window plus
- * growthAllowance (a quarter second's worth and 100). A bisection over --sustained-steps rates
- * between --sustained-min and --sustained-max (default: durable's rate in
- * the same run) finds the rate; each step also records where the CPU went
+ * growthAllowance (a quarter second's worth and 100). The search starts at
+ * --sustained-min (halved while it fails, as on a loaded machine), then
+ * bisects up to --sustained-max (default: durable's rate in the same run)
+ * for --sustained-steps steps in all; each step also records where the CPU went
  * (bench/cpu-split.ts) and the CPU per message of ingest and of delivery.
  *
  * `peer`: the Fastify + graphile-worker peer (bench/peer-server.ts) under
@@ -147,7 +148,7 @@ export class EndToEnd {
   private readonly searches = new Map<'hermes' | 'peer', { steps: Step[], best: Step | null }>()
   private readonly closedLoop: Array<{ run: number, rate: number, wrk: WrkResult, deliveredPerSecond: number, cpu: Record<string, number> }> = []
   private peerDatabase: { url: string, name: string } | null = null
-  private sustainedFile: string | null = null
+  private sustainedFile: { path: string, lines: number } | null = null
 
   constructor (private readonly ctx: BenchContext) {
     this.options = sustainedOptions(ctx.quick)
@@ -272,7 +273,7 @@ export class EndToEnd {
         polling = true
         running.progress().then((p) => { samples.push({ at: Date.now(), ...p }) }, () => {}).finally(() => { polling = false })
       }, 1000)
-      const wrk = await runWrk({ port: running.port, requestsFile: this.sustainedFile!, duration: seconds, connections, rate }).finally(() => clearInterval(poll))
+      const wrk = await runWrk({ port: running.port, requestsFile: this.sustainedFile!.path, duration: seconds, connections, rate }).finally(() => clearInterval(poll))
       const first = samples.findIndex((x) => x.accepted > (samples[0]?.accepted ?? 0))
       const startedAt = first <= 0 ? samples[0]?.at ?? 0 : samples[first - 1]!.at
       const midSample = samples.filter((x) => x.at >= startedAt + seconds * 500)[0]
@@ -318,10 +319,12 @@ export class EndToEnd {
   private async search (system: System, suggestedMax: number | undefined): Promise<void> {
     const { seconds, steps, min } = this.options
     const max = this.options.max ?? Math.max(min * 2, Math.round(suggestedMax ?? 12_000))
-    if (this.sustainedFile === null) {
-      // Every step starts on an empty table with a fresh Hermes, so one file of unique ids serves them all.
-      this.sustainedFile = join(this.ctx.work, 'sustained.txt')
-      await generateRequests(this.sustainedFile, Math.min(1_500_000, Math.ceil(Math.max(max, (this.options.max ?? 0)) * 1.6 * seconds)), this.ctx.secret, this.ctx.workload, `s${Date.now().toString(36)}`)
+    // Every step starts on an empty table with a fresh system, so one file of unique ids serves them all
+    // (wrk may send a little over the rate; beyond the file's end it would re-send ids, deduplicated).
+    const lines = Math.min(1_500_000, Math.ceil(max * 1.2 * seconds))
+    if (this.sustainedFile === null || this.sustainedFile.lines < lines) {
+      this.sustainedFile = { path: join(this.ctx.work, `sustained-${lines}.txt`), lines }
+      await generateRequests(this.sustainedFile.path, lines, this.ctx.secret, this.ctx.workload, `s${Date.now().toString(36)}`)
     }
     let lo = min
     let hi = max
