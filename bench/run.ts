@@ -8,7 +8,8 @@
  * --durable-connections N (durable's load; default 3000, see below),
  * --workload repeat|cold, --overload S, --rows N (storage scenarios),
  * --scenarios a,b,… (ceiling, naive, durable, durable-half, enqueued,
- * raw-copy, writer, overload, twilio, receipts), --out DIR (default bench/results),
+ * raw-copy, writer, overload, twilio, receipts; also sustained and peer, not run by default:
+ * see bench/sustained.ts and its --sustained-* options), --out DIR (default bench/results),
  * --half-rate N (durable-half at a fixed N/s instead of half of durable's: the
  * same load for two builds being compared; its target is then not judged),
  * --provider-rate N (the provider's rate limit per second; default out of
@@ -38,7 +39,9 @@ import { listeningPort, startFastProvider, startServer, stopServer, cpuSeconds, 
 import { ensureWrk, runWrk, type WrkResult, type WrkTarget } from '../src/harness/wrk.js'
 import { rawCopy, writerStage } from './storage.js'
 import { median, printReport, writeReport, type ScenarioSummary, type Target } from './report.js'
+import { EndToEnd, sustainedOptions } from './sustained.js'
 import { startEmbeddedPostgres } from '../src/store/embedded-postgres.js'
+import { isServerKind, serverKinds, startPostgresServer } from '../src/harness/postgres-server.js'
 import { freePort } from '../src/harness/free-port.js'
 import { createLogger } from '../src/log.js'
 import { resolveConfig } from '../src/config.js'
@@ -51,7 +54,11 @@ const allScenarios = ['ceiling', 'naive', 'durable', 'durable-half', 'enqueued',
 /** Provider-native scenarios: Twilio-signed forms, durable, judged against durable's rate in the same run. */
 const publicUrl = 'https://hermes.bench.example'
 const twilioToken = 'bench'
-type Scenario = typeof allScenarios[number]
+// Minutes each (a rate search; a peer with its own database), so only run when listed.
+const endToEndScenarios = ['sustained', 'peer'] as const
+type EndToEndScenario = typeof endToEndScenarios[number]
+type Scenario = typeof allScenarios[number] | EndToEndScenario
+const isEndToEnd = (s: Scenario): s is EndToEndScenario => (endToEndScenarios as readonly string[]).includes(s)
 
 const usage = `Usage: npm run bench -- [options]
 
@@ -70,6 +77,14 @@ Options:
   --out DIR                  where the JSON and SVG reports go (bench/results)
   --provider-rate N          the provider's rate limit per second (1000000: out of the way)
   --half-rate N              durable-half at a fixed N requests/s instead of half of durable's
+  --sustained-seconds S      sustained: measured seconds per rate step (60; 10 with --quick)
+  --sustained-warmup S       sustained: warm-up seconds per step (10; 2 with --quick)
+  --sustained-steps N        sustained: rate steps of the search (5; 3 with --quick)
+  --sustained-min N          sustained: the first rate tried, per second (500)
+  --sustained-max N          sustained: the highest rate tried (durable's rate in the same run)
+  --database-url URL         run on this PostgreSQL (a database Hermes may empty); else DATABASE_URL
+  --postgres KIND            start a server for the run: embedded (default), embedded-14 … embedded-17,
+                             or debian-15 (Debian's stock postgresql-15, JIT on)
   -h, --help                 this help
 
 Environment: DATABASE_URL (else an embedded PostgreSQL), BENCH_HERMES_NODE_ARGS.
@@ -91,7 +106,14 @@ function parseBenchArgs () {
       scenarios: stringOption,
       out: stringOption,
       'provider-rate': stringOption,
-      'half-rate': stringOption
+      'half-rate': stringOption,
+      'sustained-seconds': stringOption,
+      'sustained-warmup': stringOption,
+      'sustained-steps': stringOption,
+      'sustained-min': stringOption,
+      'sustained-max': stringOption,
+      'database-url': stringOption,
+      postgres: stringOption
     },
     strict: true
   })
@@ -123,7 +145,8 @@ const scenarios = option('scenarios', allScenarios.join(',')).split(',') as Scen
 const outDir = option('out', here('../../bench/results'))
 const providerRate = Number(option('provider-rate', '1000000'))
 if (!(providerRate > 0)) throw new Error('--provider-rate must be a positive number')
-for (const s of scenarios) if (!allScenarios.includes(s)) throw new Error(`unknown scenario ${s}; known: ${allScenarios.join(', ')}`)
+for (const s of scenarios) if (![...allScenarios, ...endToEndScenarios].includes(s)) throw new Error(`unknown scenario ${s}; known: ${[...allScenarios, ...endToEndScenarios].join(', ')}`)
+if (scenarios.some(isEndToEnd)) sustainedOptions(quick) // checks the --sustained-* options before anything starts
 // A fixed rate for durable-half instead of half of durable's: latency compared between two builds at the same load.
 const halfRate = option('half-rate', '') === '' ? undefined : Number(option('half-rate', ''))
 if (halfRate !== undefined && !(Number.isInteger(halfRate) && halfRate > 0)) throw new Error('--half-rate must be a positive integer (requests per second)')
@@ -142,8 +165,20 @@ async function main (): Promise<void> {
   chmodSync(work, 0o777)
   const cleanup: Array<() => Promise<void>> = []
   try {
-    let databaseUrl = process.env['DATABASE_URL'] ?? ''
-    if (databaseUrl === '') {
+    let databaseUrl = option('database-url', process.env['DATABASE_URL'] ?? '')
+    const kind = option('postgres', 'embedded')
+    if (!isServerKind(kind)) throw new Error(`--postgres ${kind}: not a server kind (${serverKinds.join(', ')})`)
+    if (databaseUrl === '' && kind !== 'embedded') {
+      const server = await startPostgresServer(kind, { settings: { max_connections: '300' } })
+      cleanup.push(server.destroy)
+      const admin = new pg.Client({ connectionString: server.adminUrl })
+      await admin.connect()
+      await admin.query('CREATE DATABASE hermes_bench')
+      await admin.end()
+      const url = new URL(server.adminUrl)
+      url.pathname = '/hermes_bench'
+      databaseUrl = url.href
+    } else if (databaseUrl === '') {
       const db = await startEmbeddedPostgres({ dataDir: join(work, 'pg'), port: await freePort(), log: createLogger('warn') })
       databaseUrl = db.url
       cleanup.push(db.stop)
@@ -309,10 +344,17 @@ async function main (): Promise<void> {
       }
     }
 
+    const endToEnd = new EndToEnd({ work, client, databaseUrl, secret, configObject, fake, hermesNodeArgs, warmupFile, requestsFile, workload, quick, duration, warmupSeconds, durableConnections, reset, scrape })
+    cleanup.push(async () => await endToEnd.close())
     const results = new Map<Scenario, HttpRun[]>()
     const storage = new Map<Scenario, number[]>()
     for (let run = 1; run <= runs; run++) {
       for (const scenario of scenarios) {
+        if (isEndToEnd(scenario)) {
+          const durable = results.get('durable')?.at(-1)
+          await endToEnd.run(scenario, run, scenarios, durable === undefined ? undefined : durable.confirmed / duration)
+          continue
+        }
         if (scenario === 'raw-copy' || scenario === 'writer') {
           await reset()
           const r = scenario === 'raw-copy'
@@ -332,7 +374,7 @@ async function main (): Promise<void> {
       }
     }
 
-    const summaries: ScenarioSummary[] = scenarios.map((scenario) => {
+    const summaries: ScenarioSummary[] = scenarios.filter((s) => !isEndToEnd(s)).map((scenario) => {
       if (scenario === 'raw-copy' || scenario === 'writer') {
         const xs = storage.get(scenario) ?? []
         return { scenario, rps: median(xs), rpsMin: Math.min(...xs), rpsMax: Math.max(...xs), storedPerSecond: median(xs), p50: null, p99: null, p999: null, commitP99: null, cpuSeconds: null, postgresCpuSeconds: null, note: `rows/s, ${storageRows} rows, commit per 5000` }
@@ -363,6 +405,7 @@ async function main (): Promise<void> {
         note
       }
     })
+    summaries.push(...endToEnd.summaries())
     const by = (s: Scenario): ScenarioSummary | undefined => summaries.find((x) => x.scenario === s)
     const ratio = (a: Scenario, b: Scenario): number | null => by(a) !== undefined && by(b) !== undefined ? by(a)!.rps / by(b)!.rps : null
     const overload = results.get('overload')?.[0]
@@ -378,9 +421,10 @@ async function main (): Promise<void> {
       { name: 'overload RSS growth', value: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1, goal: '< 0.10', pass: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1 < 0.1, detail: '' },
       { name: 'overload lost (202 not in the database)', value: overload === undefined ? null : overload.distinctAccepted - overload.confirmed, goal: '0', pass: overload === undefined ? null : overload.distinctAccepted === overload.confirmed, detail: '' }
     ]
+    targets.push(...endToEnd.targets((results.get('durable') ?? []).map((r) => r.confirmed / duration)))
     const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, node: process.version, postgres: postgresVersion, load: `wrk -t2 (pre-signed requests, bench/wrk/post.lua)`, workload, providerRate, duration: `${duration}s`, connections, durableConnections, runs }
     printReport(machine, summaries, targets)
-    const files = writeReport(outDir, { machine, targets, raw: Object.fromEntries([...results].map(([k, v]) => [k, v])), storage: Object.fromEntries(storage) }, summaries)
+    const files = writeReport(outDir, { machine, targets, raw: Object.fromEntries([...results].map(([k, v]) => [k, v])), storage: Object.fromEntries(storage), endToEnd: endToEnd.data() }, summaries)
     console.log(`results: ${files.json}\nchart:   ${files.svg}`)
   } finally {
     for (const fn of cleanup.reverse()) await fn().catch(() => {})

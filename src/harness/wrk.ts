@@ -16,6 +16,9 @@ export interface WrkResult {
   readonly refused: number
   readonly retryAfter: number
   readonly other: number
+  /** Requests wrk completed, and socket errors (connect, read, write, timeout) that got no answer at all. */
+  readonly requests: number
+  readonly socketErrors: number
 }
 
 /**
@@ -55,7 +58,9 @@ export async function runWrk (options: { port: number, requestsFile: string, dur
     accepted: num(/STATUS 202=(\d+)/),
     refused: num(/503=(\d+)/),
     retryAfter: num(/retry_after=(\d+)/),
-    other: num(/other=(\d+)/)
+    other: num(/other=(\d+)/),
+    requests: num(/(\d+) requests in/),
+    socketErrors: [...(/Socket errors: (.*)/.exec(out)?.[1] ?? '').matchAll(/\d+/g)].reduce((sum, m) => sum + Number(m[0]), 0)
   }
 }
 

@@ -17,6 +17,13 @@ export const rejectionCodes: readonly string[] = [...new Set(Object.values(Rejec
 /** Inbound record formats: the channel formats, and the two kinds of delivery receipt. */
 export const inboundFormats = ['hermes', 'twilio', 'sendgrid-parse', 'twilio-status', 'sendgrid-events'] as const
 const seconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+/**
+ * Receipt→commit: durable answers wait for it, and its p99 is read against
+ * 50 and 100 ms goals, so it is resolved to about 25% or finer from 1 to
+ * 500 ms (the coarse list above could only say 250 or 1000 ms).
+ */
+const commitSeconds = [0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1,
+  0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.75, 1, 2.5, 5, 10]
 
 export function threadNames (workers: number): string[] {
   return ['main', 'writer', 'dispatch', ...workerNames(workers)]
@@ -36,7 +43,7 @@ export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
     { name: 'hermes_ingest_accepted_total', help: 'Webhooks answered 202, by channel', type: 'counter', labels: [['channel', spec.channels]] },
     { name: 'hermes_ingest_rejected_total', help: 'Webhooks refused for what they are (4xx, 500), by error code', type: 'counter', labels: [['code', rejectionCodes]] },
     { name: 'hermes_ingest_unavailable_total', help: 'Webhooks answered 503, by cause', type: 'counter', labels: [['cause', unavailableCauses]] },
-    { name: 'hermes_commit_latency_seconds', help: 'Durable mode: time from receipt to the commit of the message', type: 'histogram', buckets: seconds, scale: 1e6 },
+    { name: 'hermes_commit_latency_seconds', help: 'Durable mode: time from receipt to the commit of the message', type: 'histogram', buckets: commitSeconds, scale: 1e6 },
     { name: 'hermes_inbound_total', help: 'Inbound records processed by the workers, by format (channel format or receipt kind) and outcome', type: 'counter', labels: [['format', inboundFormats], ['outcome', ['accepted', 'rejected']]] },
     { name: 'hermes_delivery_receipts_total', help: 'Delivery receipt events stored (each once), by provider and the status they report', type: 'counter', labels: [['provider', spec.providers], ['status', receiptLabels]] },
     { name: 'hermes_delivery_seconds', help: 'Time from the provider accepting a message to its delivered receipt', type: 'histogram', buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400], scale: 1e3 },
