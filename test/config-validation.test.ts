@@ -39,7 +39,7 @@ function check (t: Test, cases: Case[]): void {
   for (const [what, raw, env, expected] of cases) t.strictSame(problemsOf(raw, env), expected, what)
 }
 
-const topLevelKeys = 'port, host, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, backgroundNice, writer, signature, dispatch, database, channels, providers, logLevel, shutdownTimeoutMs'
+const topLevelKeys = 'port, host, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, backgroundNice, writer, signature, dispatch, retention, fleet, database, channels, providers, logLevel, shutdownTimeoutMs'
 const timerRange = 'an integer from 1 to 2147483647'
 
 t.test('the valid baseline has no problems', async (t) => {

@@ -149,6 +149,18 @@ export class Dispatcher {
     await this.stopping
   }
 
+  /**
+   * Sets a provider's rate limit and concurrency cap while running (this
+   * instance's share of a fleet-wide limit, src/fleet/coordinator.ts).
+   * Concurrency 0 holds the provider's sends. Unknown providers are ignored.
+   */
+  updateProviderLimits (name: string, limits: { rateLimit: { perSecond: number; burst: number }; concurrency: number }): void {
+    const lane = this.lanes.find((l) => l.name === name)
+    if (lane === undefined) return
+    if (!(Number.isInteger(limits.concurrency) && limits.concurrency >= 0)) throw new RangeError('concurrency must be an integer >= 0')
+    lane.setLimits(limits.rateLimit.perSecond, limits.rateLimit.burst, limits.concurrency)
+  }
+
   /** Counts per provider since start (for metrics and logs). */
   snapshot (): Record<string, LaneStats> {
     const out: Record<string, LaneStats> = {}

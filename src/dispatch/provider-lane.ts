@@ -38,6 +38,8 @@ const kMaxQueued = 5000
 export class ProviderLane {
   readonly name: string
   readonly bucket: TokenBucket
+  /** The most sends in flight: the provider's concurrency, or this instance's share of it in a fleet (setLimits). */
+  concurrency: number
   private isDrained = false
   /** Counts undrain() calls, so a claim that was already running when new work arrived cannot mark the lane drained. */
   private wakes = 0
@@ -75,6 +77,7 @@ export class ProviderLane {
   ) {
     this.name = config.name
     this.bucket = new TokenBucket(config.rateLimit.perSecond, config.rateLimit.burst)
+    this.concurrency = config.concurrency
     this.staleAfterMs = leaseMs * 0.9 - config.timeoutMs
   }
 
@@ -100,7 +103,7 @@ export class ProviderLane {
   /** How many messages to claim now (0 or less: none). */
   wanted (): number {
     if (this.stopped) return 0
-    const { concurrency } = this.config
+    const concurrency = this.concurrency
     const byRate = this.bucket.capacityWithin(kClaimHorizonMs)
     // Until a first answer shows how fast the provider is, only fill the free slots.
     const byLatency = Number.isNaN(this.latencyMs) ? 0 : Math.ceil(concurrency * kClaimHorizonMs / Math.max(1, this.latencyMs))
@@ -133,6 +136,13 @@ export class ProviderLane {
     return want > 0 && want >= (this.queued + want) / 2
   }
 
+  /** New limits (a fleet share, src/fleet/); concurrency 0 holds every send until it is raised again. */
+  setLimits (perSecond: number, burst: number, concurrency: number): void {
+    this.bucket.setLimits(perSecond, burst)
+    this.concurrency = concurrency
+    this.pump()
+  }
+
   enqueue (items: readonly Claimed[]): void {
     for (const item of items) this.queue.push(item)
     this.pump()
@@ -141,7 +151,7 @@ export class ProviderLane {
   /** Starts sends while the cap and the bucket allow. */
   pump (): void {
     if (this.stopped) return
-    const { concurrency } = this.config
+    const concurrency = this.concurrency
     while (this.inFlight.size + this.unsettled.size < concurrency && this.head < this.queue.length) {
       const item = this.queue[this.head]!
       if (performance.now() - item.claimedAt > this.staleAfterMs) {

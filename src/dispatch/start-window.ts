@@ -29,10 +29,21 @@ export class StartWindow {
   private count = 0
 
   /** Returns null when the bound is too large to track (see kMaxTracked). `now` is the token bucket's clock. */
-  static for (perSecond: number, burst: number, now: () => number): StartWindow | null {
+  static for (perSecond: number, burst: number, now: () => number, previous: StartWindow | null = null): StartWindow | null {
     const limit = Math.floor(burst + perSecond)
     if (limit > kMaxTracked) return null
-    return new StartWindow(limit, 1000 + Math.min(kGuardMs, 1000 * burst / perSecond), now)
+    const window = new StartWindow(limit, 1000 + Math.min(kGuardMs, 1000 * burst / perSecond), now)
+    // A window that replaces another (new limits) keeps its latest starts, so they still count.
+    if (previous !== null) for (const at of previous.latest(window.limit)) window.recordAt(at)
+    return window
+  }
+
+  /** The most recent `n` recorded starts, oldest first. */
+  private latest (n: number): number[] {
+    const out: number[] = []
+    const take = Math.min(n, this.count)
+    for (let i = take; i > 0; i--) out.push(this.starts[(this.next - i + this.limit) % this.limit]!)
+    return out
   }
 
   private constructor (limit: number, spanMs: number, private readonly now: () => number) {
@@ -50,7 +61,11 @@ export class StartWindow {
 
   /** Records a send started now. */
   record (): void {
-    this.starts[this.next] = this.now()
+    this.recordAt(this.now())
+  }
+
+  private recordAt (at: number): void {
+    this.starts[this.next] = at
     this.next = (this.next + 1) % this.limit
     if (this.count < this.limit) this.count++
   }

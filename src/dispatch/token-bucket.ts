@@ -13,13 +13,13 @@ export type Clock = () => number
 const monotonic: Clock = () => performance.now()
 
 export class TokenBucket {
-  readonly perSecond: number
-  readonly burst: number
+  perSecond: number
+  burst: number
   private tokens: number
   private last: number
   private pausedUntil = -Infinity
   private readonly now: Clock
-  private readonly window: StartWindow | null
+  private window: StartWindow | null
 
   constructor (perSecond: number, burst: number, now: Clock = monotonic) {
     if (!(Number.isFinite(perSecond) && perSecond > 0)) throw new RangeError('perSecond must be a positive number')
@@ -46,6 +46,23 @@ export class TokenBucket {
     }
     // The epsilon absorbs float noise (0.98 tokens short by 1.0000000000000009 ms would otherwise wait 2 ms).
     return Math.max(1, windowWait, Math.ceil((1 - this.tokens) * 1000 / this.perSecond - 1e-9))
+  }
+
+  /**
+   * New limits (a fleet share, src/fleet/): tokens earned so far at the old
+   * rate are kept up to the new burst, and the starts of the last window
+   * still count against the new bound.
+   */
+  setLimits (perSecond: number, burst: number): void {
+    if (!(Number.isFinite(perSecond) && perSecond > 0)) throw new RangeError('perSecond must be a positive number')
+    if (!(Number.isFinite(burst) && burst >= 1)) throw new RangeError('burst must be a number >= 1')
+    if (perSecond === this.perSecond && burst === this.burst) return
+    const t = this.now()
+    this.refill(t)
+    this.perSecond = perSecond
+    this.burst = burst
+    this.tokens = Math.min(this.tokens, burst)
+    this.window = StartWindow.for(perSecond, burst, this.now, this.window)
   }
 
   /**
