@@ -51,7 +51,7 @@ export interface FleetOptions {
   readonly instanceId?: string
 }
 
-/** How often the counters are read for a 429 to share (no database work unless one came). */
+/** How often the counters are read for queued work and a 429 to share (no database work unless one came). */
 const kRateLimitCheckMs = 100
 /** The rate a held lane keeps (a token bucket needs one above 0); with concurrency 0 it starts nothing anyway. */
 const kHeldPerSecond = 0.001
@@ -64,6 +64,8 @@ interface ProviderState {
   heldUntil: number
   sent: number
   rateLimited: number
+  /** Work was queued here at some check since the last heartbeat (one empty moment does not make an instance idle). */
+  queuedSeen: boolean
   share: Limits
 }
 
@@ -87,7 +89,7 @@ export class FleetCoordinator {
     this.growDelayMs = 2 * options.heartbeatMs
     for (const config of options.providers) {
       const limits = { perSecond: config.rateLimit.perSecond, burst: config.rateLimit.burst, concurrency: config.concurrency }
-      this.providers.set(config.name, { config, limits, history: [], applied: '', heldUntil: 0, sent: 0, rateLimited: 0, share: limits })
+      this.providers.set(config.name, { config, limits, history: [], applied: '', heldUntil: 0, sent: 0, rateLimited: 0, queuedSeen: false, share: limits })
     }
   }
 
@@ -195,7 +197,8 @@ export class FleetCoordinator {
       const done = stats.sent + stats.retried + stats.failed
       const rate = (done - state.sent) / seconds
       state.sent = done
-      if (stats.queued > 0 || rate >= 0.5 * state.share.perSecond) busy.push(name)
+      if (state.queuedSeen || stats.queued > 0 || rate >= 0.5 * state.share.perSecond) busy.push(name)
+      state.queuedSeen = false
     }
     return busy
   }
@@ -249,11 +252,12 @@ export class FleetCoordinator {
     }
   }
 
-  /** A new 429 from a provider: pause it for the whole fleet. */
+  /** Notes queued work, and shares a new 429 from a provider: a pause for the whole fleet. */
   private checkRateLimited (): void {
     if (this.dispatcher === null || this.stopped) return
     const snapshot = this.dispatcher.snapshot()
     for (const [name, state] of this.providers) {
+      if ((snapshot[name]?.queued ?? 0) > 0) state.queuedSeen = true
       const count = snapshot[name]?.rateLimited ?? 0
       if (count <= state.rateLimited) continue
       state.rateLimited = count
