@@ -47,14 +47,17 @@ for (const n of [1, 2, 3]) {
     t.equal(concurrencies.reduce((a, b) => a + b, 0), concurrency, `concurrency split ${concurrencies.join(' + ')}`)
 
     const first = fake.requests.length
-    const count = 450
+    const count = 600
     const ids = await fx.insert('sms', count)
     await fx.waitForStatus(ids, 'sent', 60_000)
     const requests = fake.requests.slice(first)
     const arrivals = requests.map((r) => r.at).sort((a, b) => a - b)
     const busiest = busiestWindow(arrivals)
     t.ok(busiest <= burst + perSecond, `the busiest 1-second window held ${busiest} requests (at most burst + perSecond = ${burst + perSecond})`)
-    const rate = (count - burst) / ((arrivals.at(-1)! - arrivals[0]!) / 1000)
+    // "While work is queued" in the database: the last 2 s of work at the limit may all sit claimed by
+    // one instance (a lane claims what it can send within a second), so the rate is read up to there.
+    const queuedUntil = count - 2 * (burst + perSecond)
+    const rate = (queuedUntil - burst) / ((arrivals[queuedUntil - 1]! - arrivals[0]!) / 1000)
     if (n === 1) alone = Math.min(perSecond, rate)
     else t.ok(rate >= 0.9 * alone, `the fleet sent ${rate.toFixed(1)}/s while work was queued (at least 90% of ${alone.toFixed(1)}/s, what one instance sent in this run, limit ${perSecond})`)
     t.comment(`${n} instance(s): ${rate.toFixed(1)}/s, busiest second ${busiest}, most in flight ${fake.maxInFlight}`)
