@@ -1,4 +1,4 @@
-// A provider's rate limit and concurrency hold across 2 and 3 Hermes processes on one database: at the provider, no 1-second window sees more than burst + perSecond requests and no more than `concurrency` are in flight, while the fleet still reaches 90% of the rate; a 429 to one instance pauses them all.
+// A provider's rate limit and concurrency hold across 2 and 3 Hermes processes on one database: at the provider, no 1-second window sees more than burst + perSecond requests and no more than `concurrency` are in flight, while the fleet still reaches 90% of the rate.
 import t from 'tap'
 import { SECRET } from './helpers/hermes.js'
 import { busiestWindow, dispatchFixture, startFakeProvider } from './helpers/fake-provider.js'
@@ -8,6 +8,8 @@ import { startFleet, waitForInstances, type FleetMember } from './helpers/fleet.
 const perSecond = 50
 const burst = 10
 const concurrency = 10
+// Three fleets of processes one after another: more than tap's default file timeout on a loaded machine.
+t.setTimeout(300_000)
 const fake = await startFakeProvider(t)
 fake.respond(() => ({ delayMs: 40 }))
 const twilio = { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', concurrency, timeoutMs: 2000, rateLimit: { perSecond, burst }, retry: { maxAttempts: 10, baseDelayMs: 20, maxDelayMs: 200 } }
@@ -15,7 +17,7 @@ const fx = await dispatchFixture(t, { channels: { sms: { provider: 'twilio' } },
 const file = writeConfigFile(t.testdir(), {
   database: { url: fx.db.url },
   dispatch: { leaseMs: 4000, pollMs: 100 },
-  fleet: { heartbeatMs: 250, deadAfterMs: 1000, pauseMs: 2000 },
+  fleet: { heartbeatMs: 250, deadAfterMs: 1000 },
   channels: { sms: { provider: 'twilio', secrets: [SECRET] } },
   providers: { twilio }
 })
@@ -47,7 +49,7 @@ for (const n of [1, 2, 3]) {
     t.equal(concurrencies.reduce((a, b) => a + b, 0), concurrency, `concurrency split ${concurrencies.join(' + ')}`)
 
     const first = fake.requests.length
-    const count = 600
+    const count = 450
     const ids = await fx.insert('sms', count)
     await fx.waitForStatus(ids, 'sent', 60_000)
     const requests = fake.requests.slice(first)
@@ -69,24 +71,3 @@ for (const n of [1, 2, 3]) {
     await stopAll(members)
   })
 }
-
-t.test('a 429 to one instance pauses the provider for the whole fleet', async (t) => {
-  const members = await startFleet(t, file, 2)
-  await waitForInstances(members, 2)
-  await waitForEvenShares(members)
-  const first = fake.requests.length
-  let limitedAt = 0
-  fake.respond((request, index) => {
-    if (index === first + 60) { limitedAt = request.at; return { status: 429, headers: { 'retry-after': '2' }, body: { code: 20429, message: 'Too Many Requests' } } }
-    return { delayMs: 40 }
-  })
-  t.teardown(() => fake.respond(() => ({ delayMs: 40 })))
-  const ids = await fx.insert('sms', 200)
-  await fx.waitForStatus(ids, 'sent', 60_000)
-  t.ok(limitedAt > 0, 'the provider answered 429 once')
-  // The other instance learns of the pause within a check (100 ms) and a heartbeat (250 ms); both hold until 2 s after the 429.
-  const during = fake.requests.slice(first).filter((r) => r.at >= limitedAt + 500 && r.at < limitedAt + 1900)
-  const offsets = fake.requests.slice(first).map((r) => r.at - limitedAt).filter((ms) => ms > -200 && ms < 2000)
-  t.equal(during.length, 0, `no request reached the provider from 0.5 s to 1.9 s after the 429 (Retry-After and fleet.pauseMs: 2 s) (arrivals at ${offsets.join(', ')} ms)`)
-  await stopAll(members)
-})
