@@ -117,6 +117,8 @@ export class FleetCoordinator {
 
   /** Applies the current shares and starts the heartbeat (after the dispatcher has started). */
   start (): void {
+    // join() computed the shares before the dispatcher had lanes to take them: hand them over now, all of them.
+    for (const state of this.providers.values()) state.applied = ''
     this.applyAll(performance.now())
     this.schedule()
     this.checkTimer = setInterval(() => this.checkRateLimited(), kRateLimitCheckMs)
@@ -210,7 +212,7 @@ export class FleetCoordinator {
       if (state !== undefined && now + row.ms > state.heldUntil) {
         if (state.heldUntil <= now) this.options.log.info({ provider: row.name, ms: Math.round(row.ms) }, 'fleet: provider paused by another instance after a 429')
         state.heldUntil = now + row.ms
-        setTimeout(() => this.applyAll(performance.now()), Math.ceil(row.ms) + 1).unref()
+        setTimeout(() => { if (!this.stopped) this.applyAll(performance.now()) }, Math.ceil(row.ms) + 1).unref()
       }
     }
     const instances = rows.filter((r) => r.kind === 'instance')
