@@ -125,7 +125,7 @@ export class FleetCoordinator {
     this.checkTimer.unref()
   }
 
-  /** Stops beating and deletes this instance's row: the others take its share at their next heartbeat. */
+  /** Stops beating and deletes this instance's row: the others take its share within three heartbeats. */
   async stop (): Promise<void> {
     this.stopped = true
     if (this.timer !== null) clearTimeout(this.timer)

@@ -23,5 +23,5 @@ INSERT INTO fleet_provider_pause (provider, paused_until, set_by) VALUES ($1, no
 ON CONFLICT (provider) DO UPDATE SET paused_until = EXCLUDED.paused_until, set_by = EXCLUDED.set_by
  WHERE fleet_provider_pause.paused_until < EXCLUDED.paused_until`
 
-/** Leaving: the share goes back at the others' next heartbeat; rows of instances dead for an hour are cleared too. */
+/** Leaving: the others take the share back within three heartbeats; rows of instances dead for an hour are cleared too. */
 export const leaveSql = `DELETE FROM fleet_instance WHERE id = $1 OR heartbeat_at < now() - interval '1 hour'`
