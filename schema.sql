@@ -187,3 +187,28 @@ CREATE INDEX IF NOT EXISTS delivery_event_message_idx ON delivery_event (message
 -- Only events still waiting for their message: the adoption sweep reads this.
 CREATE INDEX IF NOT EXISTS delivery_event_waiting_idx ON delivery_event (provider_id, provider_message_id)
   WHERE message_id IS NULL AND provider_message_id IS NOT NULL;
+
+-- A fleet on one database (src/fleet/): every instance beats here every
+-- fleet.heartbeatMs, saying which providers it has work for; each instance
+-- reads the live rows and takes its share of every provider's rate limit
+-- and concurrency. A row silent for fleet.deadAfterMs is a dead instance.
+CREATE TABLE IF NOT EXISTS fleet_instance (
+  id            text NOT NULL,
+  host          text NOT NULL DEFAULT '',
+  pid           integer NOT NULL DEFAULT 0,
+  started_at    timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at  timestamptz NOT NULL DEFAULT now(),
+  -- providers this instance has queued work for (they get a larger share)
+  busy          text[] NOT NULL DEFAULT '{}',
+  CONSTRAINT fleet_instance_pkey PRIMARY KEY (id)
+);
+
+-- A provider that answered 429 to any instance: the whole fleet holds its
+-- sends for that provider until paused_until.
+CREATE TABLE IF NOT EXISTS fleet_provider_pause (
+  provider      text NOT NULL,
+  paused_until  timestamptz NOT NULL,
+  -- the instance that saw the 429 (its own lane already waits the provider's Retry-After)
+  set_by        text NOT NULL DEFAULT '',
+  CONSTRAINT fleet_provider_pause_pkey PRIMARY KEY (provider)
+);

@@ -26,20 +26,25 @@ const fx = await dispatchFixture(t, {
 
 const undeliveredSql = "SELECT 1 FROM message WHERE dispatch_status IN ('pending', 'sending') ORDER BY next_attempt_at LIMIT 1"
 
-async function measure (channel: string): Promise<{ perSecond: number; elapsedMs: number; sent: number }> {
+/** `instances` dispatch threads, each coordinating as a fleet instance of its own (src/fleet/) when `fleet` is set. */
+async function measure (channel: string, instances = 1, fleet = false): Promise<{ perSecond: number; elapsedMs: number; sent: number }> {
   const ids = await fx.insert(channel, count)
   const data: DispatchData = {
     databaseUrl: fx.db.url,
     providers: Object.values(fx.config.providers),
     channels: Object.values(fx.config.channels),
-    logLevel: 'silent'
+    logLevel: 'silent',
+    ...(fleet ? { fleet: { heartbeatMs: 250, deadAfterMs: 1000, pauseMs: 1000 } } : {})
   }
-  const worker = new Worker(new URL('../workers/dispatch.js', import.meta.url), { workerData: data })
-  t.teardown(() => worker.terminate())
-  const [ready] = await once(worker, 'message') as [FromDispatch]
-  if (ready.type !== 'ready') throw new Error(JSON.stringify(ready))
+  const workers = await Promise.all(Array.from({ length: instances }, async () => {
+    const worker = new Worker(new URL('../workers/dispatch.js', import.meta.url), { workerData: data })
+    t.teardown(() => worker.terminate())
+    const [ready] = await once(worker, 'message') as [FromDispatch]
+    if (ready.type !== 'ready') throw new Error(JSON.stringify(ready))
+    return worker
+  }))
   const started = performance.now()
-  worker.postMessage({ type: 'wake' })
+  for (const worker of workers) worker.postMessage({ type: 'wake' })
   // While it runs, ask only whether anything is undelivered (each measurement runs alone): the
   // first entry of the due index. Counting all ids every 20 ms (as this bench first did) cost
   // about a sixth of the machine's CPU, taken from what is being measured.
@@ -49,8 +54,7 @@ async function measure (channel: string): Promise<{ perSecond: number; elapsedMs
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   const elapsedMs = performance.now() - started
-  worker.postMessage({ type: 'stop' })
-  await once(worker, 'exit')
+  await Promise.all(workers.map(async (worker) => { worker.postMessage({ type: 'stop' }); await once(worker, 'exit') }))
   const { rows } = await fx.db.query("SELECT count(*)::int AS n FROM message WHERE id = ANY($1::bigint[]) AND dispatch_status = 'sent'", [ids])
   return { perSecond: Math.round(count / (elapsedMs / 1000)), elapsedMs: Math.round(elapsedMs), sent: rows[0]!['n'] as number }
 }
@@ -79,3 +83,16 @@ t.test(`${count} messages through mock (no network): the claim/write-back ceilin
   t.comment(`mock: ${count} sent in ${elapsedMs} ms = ${perSecond} sends/s`)
   t.ok(perSecond > 500)
 })
+
+// DISPATCH_BENCH_INSTANCES=2: the fleet's coordination must not slow a provider with no real limit (issue: ≥ 0.8× one instance, same run).
+const instances = Number(process.env['DISPATCH_BENCH_INSTANCES'] ?? 0)
+if (instances >= 2) {
+  t.test(`${count} messages through the fast Twilio: one fleet instance, then ${instances} sharing the database`, async (t) => {
+    const one = await measure('mms', 1, true)
+    const many = await measure('mms', instances, true)
+    t.equal(one.sent + many.sent, 2 * count, 'every message stored as sent')
+    const ratio = many.perSecond / one.perSecond
+    t.comment(`fleet of 1: ${one.perSecond} sends/s; fleet of ${instances}: ${many.perSecond} sends/s (${ratio.toFixed(2)}x)`)
+    t.ok(ratio >= 0.8, `${instances} instances deliver at least 0.8x what one does (${ratio.toFixed(2)}x)`)
+  })
+}

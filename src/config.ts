@@ -60,6 +60,10 @@ export interface HermesConfig {
   readonly signature: { readonly toleranceSeconds: number }
   /** Dispatch claims: how long a claim lasts before another instance may take the message, and the poll period; how much lower than the HTTP thread dispatch runs (a nice increment, Linux). */
   readonly dispatch: { readonly leaseMs: number; readonly pollMs: number; readonly nice: number }
+  /** Deletes messages whose dispatch ended more than `days` after receipt (null: keep forever), in batches of batchRows (src/fleet/retention.ts). */
+  readonly retention: { readonly days: number | null; readonly intervalMs: number; readonly firstSweepMs: number; readonly batchRows: number }
+  /** Instances sharing a database split each provider's limits (src/fleet/): heartbeat period, silence after which an instance counts as dead, fleet-wide pause after a 429. */
+  readonly fleet: { readonly heartbeatMs: number; readonly deadAfterMs: number; readonly pauseMs: number }
   readonly database: { readonly url: string | null; readonly embeddedDir: string; readonly embeddedPort: number }
   readonly channels: Readonly<Record<string, ChannelConfig>>
   readonly providers: Readonly<Record<string, ProviderConfig>>
@@ -75,7 +79,7 @@ type Dict = Record<string, unknown>
 interface IntRange { readonly min: number; readonly max?: number }
 
 const topLevelKeys = ['port', 'host', 'publicUrl', 'ack', 'ackTimeoutMs', 'maxBodyBytes', 'buffer', 'workers', 'taskRecords',
-  'backgroundNice', 'writer', 'signature', 'dispatch', 'database', 'channels', 'providers', 'logLevel', 'shutdownTimeoutMs', 'tls']
+  'backgroundNice', 'writer', 'signature', 'dispatch', 'retention', 'fleet', 'database', 'channels', 'providers', 'logLevel', 'shutdownTimeoutMs', 'tls']
 const channelKeys = ['type', 'provider', 'format', 'secrets', 'authTokens', 'basicAuth', 'publicKeys', 'maxBodyBytes']
 const providerKeys = ['kind', 'baseUrl', 'accountSid', 'authToken', 'apiKey', 'from', 'rateLimit', 'concurrency', 'retry', 'timeoutMs', 'eventWebhookPublicKeys']
 const credentialsRequired: Record<ProviderKind, ReadonlyArray<'baseUrl' | 'accountSid' | 'authToken' | 'apiKey'>> = {
@@ -206,6 +210,24 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
     nice: c.int(disp.nice, 'dispatch.nice', { min: 0, max: kMaxNice }, d.dispatch.nice)
   }
 
+  const ret = c.object(file.retention, 'retention', ['days', 'intervalMs', 'firstSweepMs', 'batchRows']) ?? {}
+  const retention = {
+    days: ret.days === undefined || ret.days === null ? d.retention.days : c.positiveNumber(ret.days, 'retention.days', 1),
+    intervalMs: c.int(ret.intervalMs, 'retention.intervalMs', timer, d.retention.intervalMs),
+    firstSweepMs: c.int(ret.firstSweepMs, 'retention.firstSweepMs', timer, d.retention.firstSweepMs),
+    batchRows: c.int(ret.batchRows, 'retention.batchRows', { min: 1, max: 100_000 }, d.retention.batchRows)
+  }
+  const fl = c.object(file.fleet, 'fleet', ['heartbeatMs', 'deadAfterMs', 'pauseMs']) ?? {}
+  const fleet = {
+    heartbeatMs: c.int(fl.heartbeatMs, 'fleet.heartbeatMs', { min: 50, max: 60_000 }, d.fleet.heartbeatMs),
+    deadAfterMs: c.int(fl.deadAfterMs, 'fleet.deadAfterMs', { min: 100, max: 600_000 }, d.fleet.deadAfterMs),
+    pauseMs: c.int(fl.pauseMs, 'fleet.pauseMs', { min: 1, max: kMaxTimerMs }, d.fleet.pauseMs)
+  }
+  // An instance must beat at least twice before the others may count it dead.
+  if (!c.failed('fleet.heartbeatMs') && !c.failed('fleet.deadAfterMs') && fleet.deadAfterMs < 2 * fleet.heartbeatMs) {
+    c.add(`fleet.deadAfterMs must be at least 2 × fleet.heartbeatMs (${2 * fleet.heartbeatMs})`)
+  }
+
   const db = c.object(file.database, 'database', ['url', 'embeddedDir', 'embeddedPort']) ?? {}
   let databaseUrl = c.postgresUrl(db.url, 'database.url')
   const embeddedDir = resolvePath(cwd, c.string(db.embeddedDir, 'database.embeddedDir', d.database.embeddedDir))
@@ -250,6 +272,8 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
     writer,
     signature,
     dispatch,
+    retention,
+    fleet,
     database: { url: databaseUrl, embeddedDir, embeddedPort },
     channels: channels ?? {},
     providers: providers?.configs ?? {},

@@ -429,6 +429,8 @@ function dispatchData (config: HermesConfig, databaseUrl: string, localDatabase:
     nice,
     backendNice: localDatabase ? nice : 0,
     leaseMs: config.dispatch.leaseMs,
-    pollMs: config.dispatch.pollMs
+    pollMs: config.dispatch.pollMs,
+    fleet: config.fleet,
+    retention: config.retention
   }
 }

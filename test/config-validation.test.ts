@@ -42,7 +42,7 @@ function check (t: Test, cases: Case[]): void {
   for (const [what, raw, env, expected] of cases) t.strictSame(problemsOf(raw, env), expected, what)
 }
 
-const topLevelKeys = 'port, host, publicUrl, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, backgroundNice, writer, signature, dispatch, database, channels, providers, logLevel, shutdownTimeoutMs, tls'
+const topLevelKeys = 'port, host, publicUrl, ack, ackTimeoutMs, maxBodyBytes, buffer, workers, taskRecords, backgroundNice, writer, signature, dispatch, retention, fleet, database, channels, providers, logLevel, shutdownTimeoutMs, tls'
 const timerRange = 'an integer from 1 to 2147483647'
 
 t.test('the valid baseline has no problems', async (t) => {

@@ -82,14 +82,20 @@ export class UnknownProviderLimitsError extends HermesError {
   }
 }
 
-/** Throws a ProviderLimitsError naming the first limit a lane cannot run with. */
-export function checkProviderLimits (provider: string, limits: ProviderLimits): void {
+/**
+ * Throws a ProviderLimitsError naming the first limit a lane cannot run with.
+ * `hold`: concurrency 0 is allowed, holding the provider's sends (a fleet
+ * instance whose share is nothing for now, src/fleet/).
+ */
+export function checkProviderLimits (provider: string, limits: ProviderLimits, hold = false): void {
   try {
     checkBucketLimits(limits?.rateLimit?.perSecond, limits?.rateLimit?.burst)
   } catch (error) {
     throw new ProviderLimitsError(provider, `rateLimit.${(error as Error).message}`)
   }
-  if (!(Number.isInteger(limits.concurrency) && limits.concurrency > 0)) throw new ProviderLimitsError(provider, 'concurrency must be a positive integer')
+  if (!(Number.isInteger(limits.concurrency) && (limits.concurrency > 0 || (hold && limits.concurrency === 0)))) {
+    throw new ProviderLimitsError(provider, hold ? 'concurrency must be an integer >= 0' : 'concurrency must be a positive integer')
+  }
 }
 
 /** One provider: its core and the I/O around it. */
@@ -191,13 +197,25 @@ export class Dispatcher {
    * nothing if the provider is not configured or the limits are invalid.
    */
   updateProviderLimits (name: string, limits: ProviderLimits): void {
+    this.setLimits(name, limits, false)
+    this.log.info({ provider: name, ...limits }, 'dispatch: provider limits changed')
+  }
+
+  /**
+   * This instance's share of a provider's fleet-wide limits (src/fleet/coordinator.ts),
+   * as updateProviderLimits, except that concurrency 0 holds the provider's sends.
+   */
+  applyFleetShare (name: string, limits: ProviderLimits): void {
+    this.setLimits(name, limits, true)
+  }
+
+  private setLimits (name: string, limits: ProviderLimits, hold: boolean): void {
     if (!this.options.providers.some((p) => p.name === name)) throw new UnknownProviderLimitsError(name)
-    checkProviderLimits(name, limits)
+    checkProviderLimits(name, limits, hold)
     const copy: ProviderLimits = { rateLimit: { perSecond: limits.rateLimit.perSecond, burst: limits.rateLimit.burst }, concurrency: limits.concurrency }
     this.limits.set(name, copy)
     const lane = this.laneByName.get(name)
     if (lane !== undefined) this.applyLimits(lane, copy)
-    this.log.info({ provider: name, ...copy }, 'dispatch: provider limits changed')
   }
 
   /** The limits a provider runs with now (undefined: not configured). */
@@ -311,7 +329,7 @@ export class Dispatcher {
 
   private applyLimits (lane: Lane, limits: ProviderLimits): void {
     // The pool first: sends the core starts at once need its connections.
-    if (limits.concurrency !== lane.core.limits.concurrency) lane.client.resize?.(limits.concurrency)
+    if (limits.concurrency > 0 && limits.concurrency !== lane.core.limits.concurrency) lane.client.resize?.(limits.concurrency)
     this.handle(lane, { type: 'limits', limits })
   }
 

@@ -70,6 +70,12 @@ export function metricDefinitions (spec: MetricsSpec): MetricDefinition[] {
     { name: 'hermes_dispatch_dead_letters', help: 'Messages that failed for good (dead letters), per provider', type: 'gauge', labels: [['provider', spec.providers]] },
     { name: 'hermes_dispatch_rate_limit_wait_seconds_total', help: 'Time sends waited for a token of the provider bucket', type: 'counter', labels: [['provider', spec.providers]], scale: 1e6 },
     { name: 'hermes_dispatch_end_to_end_seconds', help: 'Time from receipt of the webhook to the provider accepting the message', type: 'histogram', buckets: [...seconds, 30, 60, 300], scale: 1e6 },
+    { name: 'hermes_fleet_instances', help: 'Live instances sharing this database, as this one last saw them (itself included)', type: 'gauge' },
+    { name: 'hermes_fleet_share_per_second', help: "This instance's share of each provider's rateLimit.perSecond (0 while held)", type: 'gauge', labels: [['provider', spec.providers]], scale: 1e3 },
+    { name: 'hermes_fleet_share_burst', help: "This instance's share of each provider's rateLimit.burst (0 while held)", type: 'gauge', labels: [['provider', spec.providers]], scale: 1e3 },
+    { name: 'hermes_fleet_share_concurrency', help: "This instance's share of each provider's concurrency", type: 'gauge', labels: [['provider', spec.providers]] },
+    { name: 'hermes_fleet_paused', help: '1 while the fleet holds a provider after a 429 another instance saw', type: 'gauge', labels: [['provider', spec.providers]] },
+    { name: 'hermes_retention_deleted_total', help: 'Messages deleted by retention (with their attachments and receipts)', type: 'counter' },
     { name: 'hermes_event_loop_utilization', help: 'Share of the last second each thread spent running (not idle)', type: 'gauge', labels: [['thread', threadNames(spec.workers)]], scale: 1e6 },
     { name: 'hermes_threads_up', help: '1 while the stage thread runs; 0 once it died (the process then exits for a restart)', type: 'gauge', labels: [['thread', ['writer', 'dispatch']]] },
     { name: 'hermes_config_reloads_total', help: 'SIGHUP configuration reloads, by result: applied or refused (the running configuration stayed)', type: 'counter', labels: [['result', ['applied', 'refused']]] }

@@ -33,6 +33,10 @@ export const sessionProfiles = {
   dispatchClaim: { applicationName: 'hermes-dispatch', statementTimeoutMs: 15_000, lockTimeoutMs: 10_000, idleInTransactionTimeoutMs: 60_000 },
   dispatchWrite: { applicationName: 'hermes-dispatch-write', statementTimeoutMs: 15_000, lockTimeoutMs: 10_000, idleInTransactionTimeoutMs: 60_000 },
   gauges: { applicationName: 'hermes-dispatch-gauges', statementTimeoutMs: 10_000, lockTimeoutMs: 5_000, idleInTransactionTimeoutMs: 60_000 },
+  /** The fleet's heartbeat and share reads: small and frequent. */
+  fleet: { applicationName: 'hermes-fleet', statementTimeoutMs: 10_000, lockTimeoutMs: 5_000, idleInTransactionTimeoutMs: 60_000 },
+  /** A retention batch deletes a few thousand rows in its own transaction; a lock it waits for means ingest or dispatch holds the row, and the next sweep retries. */
+  retention: { applicationName: 'hermes-retention', statementTimeoutMs: 60_000, lockTimeoutMs: 5_000, idleInTransactionTimeoutMs: 60_000 },
   /** An operator's bulk re-queue may touch every dead letter: no statement limit. */
   redispatch: { applicationName: 'hermes-redispatch', statementTimeoutMs: 0, lockTimeoutMs: 30_000, idleInTransactionTimeoutMs: 60_000 }
 } as const satisfies Record<string, SessionProfile>

@@ -1,0 +1,58 @@
+// A 429 from the provider to one instance pauses that provider for the whole fleet, not just the instance that saw it.
+import t from 'tap'
+import { SECRET } from './helpers/hermes.js'
+import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
+import { writeConfigFile } from './helpers/process.js'
+import { startFleet, waitForInstances, type FleetMember } from './helpers/fleet.js'
+
+const perSecond = 50
+const burst = 10
+const concurrency = 10
+const fake = await startFakeProvider(t)
+fake.respond(() => ({ delayMs: 40 }))
+const twilio = { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', concurrency, timeoutMs: 2000, rateLimit: { perSecond, burst }, retry: { maxAttempts: 10, baseDelayMs: 20, maxDelayMs: 200 } }
+const fx = await dispatchFixture(t, { channels: { sms: { provider: 'twilio' } }, providers: { twilio } })
+const file = writeConfigFile(t.testdir(), {
+  database: { url: fx.db.url },
+  dispatch: { leaseMs: 4000, pollMs: 100 },
+  fleet: { heartbeatMs: 250, deadAfterMs: 1000, pauseMs: 2000 },
+  channels: { sms: { provider: 'twilio', secrets: [SECRET] } },
+  providers: { twilio }
+})
+
+/** Waits until each member's rate share is perSecond / n (all idle: an even split). */
+async function waitForEvenShares (members: readonly FleetMember[]): Promise<void> {
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    const shares = await Promise.all(members.map(async (m) => await m.metric('hermes_fleet_share_per_second{provider="twilio"}')))
+    if (shares.every((s) => Math.abs(s - perSecond / members.length) < 0.01)) return
+    if (Date.now() > deadline) throw new Error(`shares never settled: ${shares.join(', ')}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+async function stopAll (members: readonly FleetMember[]): Promise<void> {
+  for (const m of members) m.run.child.kill('SIGTERM')
+  await Promise.all(members.map(async (m) => await m.run.exited))
+}
+
+t.test('a 429 to one instance pauses the provider for the whole fleet', async (t) => {
+  const members = await startFleet(t, file, 2)
+  await waitForInstances(members, 2)
+  await waitForEvenShares(members)
+  const first = fake.requests.length
+  let limitedAt = 0
+  fake.respond((request, index) => {
+    if (index === first + 60) { limitedAt = request.at; return { status: 429, headers: { 'retry-after': '2' }, body: { code: 20429, message: 'Too Many Requests' } } }
+    return { delayMs: 40 }
+  })
+  t.teardown(() => fake.respond(() => ({ delayMs: 40 })))
+  const ids = await fx.insert('sms', 200)
+  await fx.waitForStatus(ids, 'sent', 60_000)
+  t.ok(limitedAt > 0, 'the provider answered 429 once')
+  // The other instance learns of the pause within a check (100 ms) and a heartbeat (250 ms); both hold until 2 s after the 429.
+  const during = fake.requests.slice(first).filter((r) => r.at >= limitedAt + 500 && r.at < limitedAt + 1900)
+  const offsets = fake.requests.slice(first).map((r) => r.at - limitedAt).filter((ms) => ms > -200 && ms < 2000)
+  t.equal(during.length, 0, `no request reached the provider from 0.5 s to 1.9 s after the 429 (Retry-After and fleet.pauseMs: 2 s) (arrivals at ${offsets.join(', ')} ms)`)
+  await stopAll(members)
+})
