@@ -12,7 +12,7 @@ import { startHermes } from '../src/hermes.js'
 import { createLogger } from '../src/log.js'
 import { testDatabase, type TestDatabase } from '../src/harness/database.js'
 import { freePort } from '../src/harness/free-port.js'
-import { smsPayload, startTestHermes, testConfig } from './helpers/hermes.js'
+import { smsPayload, startTestHermes, untilSent, testConfig } from './helpers/hermes.js'
 import { until } from '../src/harness/wait.js'
 
 const pgbouncerBin = '/usr/sbin/pgbouncer'
@@ -65,10 +65,7 @@ if (!existsSync(pgbouncerBin)) {
     const payloads = Array.from({ length: 30 }, () => smsPayload())
     const answers = await Promise.all(payloads.map(async (p) => (await h.postSigned('sms', p)).status))
     t.same(answers, payloads.map(() => 202))
-    await until('every message to be sent', 20_000, async () => {
-      const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM message WHERE dispatch_status = 'sent'")
-      return Number(rows[0]!.n) === payloads.length ? true : undefined
-    })
+    await untilSent(async (sql) => await db.query(sql), payloads.length)
   })
 
   t.test('in transaction pool mode Hermes refuses to start, naming the pool mode and what to change', async (t) => {

@@ -5,8 +5,7 @@ import t from 'tap'
 import pg from 'pg'
 import { openSession, sessionProfiles } from '../src/store/session.js'
 import { testDatabase } from '../src/harness/database.js'
-import { smsPayload, startTestHermes } from './helpers/hermes.js'
-import { until } from '../src/harness/wait.js'
+import { smsPayload, startTestHermes, untilSent } from './helpers/hermes.js'
 
 const db = await testDatabase(t)
 const name = new URL(db.url).pathname.slice(1)
@@ -45,8 +44,5 @@ t.test('Hermes starts while another instance holds the schema lock longer than t
   const payloads = Array.from({ length: 30 }, () => smsPayload())
   const answers = await Promise.all(payloads.map(async (p) => (await h.postSigned('sms', p)).status))
   t.same(answers, payloads.map(() => 202))
-  await until('every message to be sent', 20_000, async () => {
-    const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM message WHERE dispatch_status = 'sent'")
-    return Number(rows[0]!.n) === payloads.length ? true : undefined
-  })
+  await untilSent(async (sql) => await db.query(sql), payloads.length)
 })

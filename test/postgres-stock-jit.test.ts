@@ -6,7 +6,7 @@ import pg from 'pg'
 import { redispatchCommand } from '../src/cli/redispatch-command.js'
 import { createLogger } from '../src/log.js'
 import { testDatabase } from '../src/harness/database.js'
-import { metric, smsPayload, startTestHermes } from './helpers/hermes.js'
+import { metric, smsPayload, startTestHermes, untilSent } from './helpers/hermes.js'
 import { serverAvailable } from '../src/harness/postgres-server.js'
 import { until } from '../src/harness/wait.js'
 
@@ -47,10 +47,7 @@ if (!serverAvailable('debian-15')) {
     const app = new pg.Client({ connectionString: url.href, options: '-c jit=off' })
     await app.connect()
     t.teardown(() => app.end())
-    await until('every message to be sent', 20_000, async () => {
-      const { rows } = await app.query<{ n: string }>("SELECT count(*) AS n FROM message WHERE dispatch_status = 'sent'")
-      return Number(rows[0]!.n) === payloads.length ? true : undefined
-    })
+    await untilSent(async (sql) => await app.query(sql), payloads.length)
     await until('the dispatch gauges to be read', 10_000, async () => await metric(h.base, 'hermes_dispatch_backlog{provider="mock"}') === 0 ? true : undefined)
     t.equal(await redispatchCommand({ status: 'failed' }, h.config, createLogger('silent')), 0, 'the redispatch command runs as the same role')
     await h.hermes.stop()

@@ -2,6 +2,7 @@ import { request } from 'node:http'
 import { resolveConfig, type HermesConfig } from '../../src/config.js'
 import { startHermes, type Hermes, type StartOptions } from '../../src/hermes.js'
 import { createLogger } from '../../src/log.js'
+import { until } from '../../src/harness/wait.js'
 import { seedSignature } from '../../src/harness/sign.js'
 import { testDatabase, type TestDatabase } from '../../src/harness/database.js'
 
@@ -97,4 +98,12 @@ export async function metric (base: string, series: string): Promise<number> {
   const text = (await send('GET', `${base}/metrics`)).text
   const line = text.split('\n').find((l) => l.startsWith(`${series} `))
   return line === undefined ? 0 : Number(line.slice(series.length + 1))
+}
+
+/** Waits (up to deadlineMs) until `count` messages in the database behind `query` are sent. */
+export async function untilSent (query: (sql: string) => Promise<{ rows: any[] }>, count: number, deadlineMs = 20_000): Promise<void> {
+  await until(`${count} messages to be sent`, deadlineMs, async () => {
+    const { rows } = await query("SELECT count(*)::int AS n FROM message WHERE dispatch_status = 'sent'")
+    return rows[0]['n'] === count ? true : undefined
+  })
 }
