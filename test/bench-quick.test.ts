@@ -2,27 +2,12 @@
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { spawn } from 'node:child_process'
 import { ensureWrk } from '../src/harness/wrk.js'
+import { runBench } from './helpers/bench.js'
 
-const runScript = fileURLToPath(new URL('../bench/run.js', import.meta.url))
 let wrk: string | false = false
 try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.message : String(error) }
 
-type Test = Parameters<Parameters<typeof t.test>[0]>[0]
-
-/** Runs the bench with these arguments to its end (killed if the test ends first). */
-async function runBench (t: Test, args: readonly string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [runScript, ...args], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  return { code, stdout, stderr }
-}
 
 t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip: wrk }, async (t) => {
   const out = t.testdir()

@@ -2,30 +2,15 @@
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { spawn } from 'node:child_process'
 import { ensureWrk } from '../src/harness/wrk.js'
+import { runBench } from './helpers/bench.js'
 import { testDatabase } from '../src/harness/database.js'
 
-const runScript = fileURLToPath(new URL('../bench/run.js', import.meta.url))
 let wrk: string | false = false
 try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.message : String(error) }
 // About 45 s on the shared 2-core machine under load: two 2-s steps per system plus the peer's closed loop.
 t.setTimeout(180_000)
 
-type Test = Parameters<Parameters<typeof t.test>[0]>[0]
-
-/** Runs the bench with these arguments to its end (killed if the test ends first). */
-async function runBench (t: Test, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [runScript, ...args], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  return { code, stdout, stderr }
-}
 
 t.test('--scenarios sustained,peer: a tiny rate search for Hermes and for the Fastify + graphile-worker peer, written to the JSON report', { skip: wrk }, async (t) => {
   const out = t.testdir()
