@@ -141,8 +141,8 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
       })
     }
 
-    const rulesBoard = RulesBoard.create(processRules(config))
-    const receiptProviders = processRules(config).providers
+    const initialRules = processRules(config)
+    const rulesBoard = RulesBoard.create(initialRules)
     let generation = 0
     const workerData: ProcessWorkerData = {
       ring: ring.buffer,
@@ -251,7 +251,7 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
       maxBodyBytes: config.maxBodyBytes,
       channels,
       channelRoutes: channelConfigs.map((ch) => ({ maxBodyBytes: ch.maxBodyBytes, native: ch.format !== 'hermes' })),
-      callbackProviders: receiptProviders.map((p) => p.name),
+      callbackProviders: initialRules.providers.map((p) => p.name),
       answersLater: durable,
       meter,
       scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),

@@ -3,7 +3,7 @@ import t from 'tap'
 import { SECRET } from './helpers/hermes.js'
 import { busiestWindow, dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 import { writeConfigFile } from './helpers/process.js'
-import { startFleet, waitForInstances, type FleetMember } from './helpers/fleet.js'
+import { startFleet, stopAll, waitForEvenShares, waitForInstances } from './helpers/fleet.js'
 
 const perSecond = 50
 const burst = 10
@@ -22,21 +22,6 @@ const file = writeConfigFile(t.testdir(), {
   providers: { twilio }
 })
 
-/** Waits until each member's rate share is perSecond / n (all idle: an even split). */
-async function waitForEvenShares (members: readonly FleetMember[]): Promise<void> {
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    const shares = await Promise.all(members.map(async (m) => await m.metric('hermes_fleet_share_per_second{provider="twilio"}')))
-    if (shares.every((s) => Math.abs(s - perSecond / members.length) < 0.01)) return
-    if (Date.now() > deadline) throw new Error(`shares never settled: ${shares.join(', ')}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-async function stopAll (members: readonly FleetMember[]): Promise<void> {
-  for (const m of members) m.run.child.kill('SIGTERM')
-  await Promise.all(members.map(async (m) => await m.run.exited))
-}
 
 // One instance first, in the same run, as the reference for what this (shared, often saturated) machine can send.
 let alone = perSecond
@@ -44,7 +29,7 @@ for (const n of [1, 2, 3]) {
   t.test(n === 1 ? 'one instance alone takes the whole limits (the reference)' : `${n} instances share 50/s (burst 10) and 10 in flight`, async (t) => {
     const members = await startFleet(t, file, n)
     await waitForInstances(members, n)
-    await waitForEvenShares(members)
+    await waitForEvenShares(members, 'twilio', perSecond)
     const concurrencies = await Promise.all(members.map(async (m) => await m.metric('hermes_fleet_share_concurrency{provider="twilio"}')))
     t.equal(concurrencies.reduce((a, b) => a + b, 0), concurrency, `concurrency split ${concurrencies.join(' + ')}`)
 

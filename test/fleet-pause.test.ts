@@ -3,7 +3,7 @@ import t from 'tap'
 import { SECRET } from './helpers/hermes.js'
 import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
 import { writeConfigFile } from './helpers/process.js'
-import { startFleet, waitForInstances, type FleetMember } from './helpers/fleet.js'
+import { startFleet, stopAll, waitForEvenShares, waitForInstances } from './helpers/fleet.js'
 
 const perSecond = 50
 const burst = 10
@@ -20,26 +20,11 @@ const file = writeConfigFile(t.testdir(), {
   providers: { twilio }
 })
 
-/** Waits until each member's rate share is perSecond / n (all idle: an even split). */
-async function waitForEvenShares (members: readonly FleetMember[]): Promise<void> {
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    const shares = await Promise.all(members.map(async (m) => await m.metric('hermes_fleet_share_per_second{provider="twilio"}')))
-    if (shares.every((s) => Math.abs(s - perSecond / members.length) < 0.01)) return
-    if (Date.now() > deadline) throw new Error(`shares never settled: ${shares.join(', ')}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-async function stopAll (members: readonly FleetMember[]): Promise<void> {
-  for (const m of members) m.run.child.kill('SIGTERM')
-  await Promise.all(members.map(async (m) => await m.run.exited))
-}
 
 t.test('a 429 to one instance pauses the provider for the whole fleet', async (t) => {
   const members = await startFleet(t, file, 2)
   await waitForInstances(members, 2)
-  await waitForEvenShares(members)
+  await waitForEvenShares(members, 'twilio', perSecond)
   const first = fake.requests.length
   let limitedAt = 0
   fake.respond((request, index) => {

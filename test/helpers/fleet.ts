@@ -17,8 +17,7 @@ export interface FleetMember {
 
 /** Spawns `count` instances at once with `configFile` and waits until each has started. */
 export async function startFleet (t: Teardown, configFile: string, count: number): Promise<FleetMember[]> {
-  // The config file names the database: an inherited DATABASE_URL (the test server's) would override it.
-  const runs = Array.from({ length: count }, () => spawnHermes(t, ['--config', configFile], { DATABASE_URL: '' }))
+  const runs = Array.from({ length: count }, () => spawnHermes(t, ['--config', configFile]))
   return await Promise.all(runs.map(async (run) => {
     const started = await run.waitForLog((e) => e['msg'] === 'hermes started')
     const port = started['port'] as number
@@ -45,4 +44,21 @@ export async function waitForInstances (members: readonly FleetMember[], count: 
     if (Date.now() > deadline) throw new Error(`instances never all saw ${count} live: ${seen.join(', ')}`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+/** Waits until each member's share of `provider`'s rate is perSecond / n (all idle: an even split). */
+export async function waitForEvenShares (members: readonly FleetMember[], provider: string, perSecond: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const shares = await Promise.all(members.map(async (m) => await m.metric(`hermes_fleet_share_per_second{provider="${provider}"}`)))
+    if (shares.every((s) => Math.abs(s - perSecond / members.length) < 0.01)) return
+    if (Date.now() > deadline) throw new Error(`shares never settled: ${shares.join(', ')}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/** Stops every member with SIGTERM and waits for each to exit. */
+export async function stopAll (members: readonly FleetMember[]): Promise<void> {
+  for (const m of members) m.run.child.kill('SIGTERM')
+  await Promise.all(members.map(async (m) => await m.run.exited))
 }

@@ -27,7 +27,8 @@ export interface RunningHermes {
 
 /** Runs `node dist/src/main.js ARGS` as a real process; it is killed in teardown if still alive. */
 export function spawnHermes (t: { teardown (fn: () => unknown): void }, args: string[], env: NodeJS.ProcessEnv = {}): RunningHermes {
-  const child = spawn(process.execPath, [mainScript, ...args], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // A test's config file names its database; a DATABASE_URL inherited from the developer's shell would override it.
+  const child = spawn(process.execPath, [mainScript, ...args], { env: { ...process.env, NODE_OPTIONS: '', DATABASE_URL: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: string[] = []
   let err = ''
   const waiters: Array<() => void> = []
