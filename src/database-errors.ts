@@ -16,3 +16,14 @@ export function isTransientDatabaseError (error: unknown): boolean {
     sqlClass === '58' || // system error
     code === '40001' || code === '40P01' // serialization failure, deadlock: retry as is
 }
+
+/**
+ * Whether PostgreSQL itself refused what was sent (an SQLSTATE that retrying
+ * cannot change). Only then may the writer reject rows: anything else, a
+ * lost socket surfacing as a TypeError inside the driver included, keeps the
+ * rows and retries.
+ */
+export function isRefusedByDatabase (error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return error instanceof Error && typeof code === 'string' && code.length === 5 && !isTransientDatabaseError(error)
+}

@@ -1,7 +1,7 @@
 // isTransientDatabaseError tells a failure worth retrying (the server is unreachable, restarting, out of resources)
 // from one that fails the same way every time (PostgreSQL refused the rows, or a bug of ours).
 import t from 'tap'
-import { isTransientDatabaseError } from '../src/database-errors.js'
+import { isRefusedByDatabase, isTransientDatabaseError } from '../src/database-errors.js'
 
 const withCode = (code: string): Error => Object.assign(new Error(`SQLSTATE ${code}`), { code })
 
@@ -19,4 +19,13 @@ t.test('programming errors are not transient: a TypeError or RangeError fails th
   t.notOk(isTransientDatabaseError(new TypeError("Cannot read properties of undefined (reading 'rows')")))
   t.notOk(isTransientDatabaseError(new RangeError('Invalid array length')))
   t.notOk(isTransientDatabaseError(Object.assign(new TypeError('with a socket-like code'), { code: 'ECONNRESET' })), 'whatever code it carries')
+})
+
+t.test('the writer rejects rows only when PostgreSQL refused them: a driver TypeError from a lost socket keeps them', async (t) => {
+  const pgError = (code: string): Error => Object.assign(new Error(`sqlstate ${code}`), { code })
+  t.equal(isRefusedByDatabase(pgError('23505')), true, 'a unique violation')
+  t.equal(isRefusedByDatabase(pgError('22P02')), true, 'invalid text representation')
+  t.equal(isRefusedByDatabase(pgError('57P01')), false, 'admin shutdown: retried')
+  t.equal(isRefusedByDatabase(new TypeError("Cannot read properties of null (reading 'write')")), false, 'a TypeError inside the driver: retried')
+  t.equal(isRefusedByDatabase(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })), false, 'a socket error: retried')
 })

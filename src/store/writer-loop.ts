@@ -8,7 +8,7 @@ import { runCopyTransaction } from './copy-transaction.js'
 import { openSession, sessionProfiles } from './session.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
-import { isTransientDatabaseError } from '../database-errors.js'
+import { isRefusedByDatabase } from '../database-errors.js'
 import { concatSlots, halve, rowCount, type RowBatch } from './row-batch.js'
 import type { PreclaimData } from '../preclaim-credit.js'
 import { Preclaimer } from './preclaim-batch.js'
@@ -163,7 +163,7 @@ export class WriterLoop {
       if (preclaimed !== null) this.options.post(preclaimed)
       return true
     } catch (error) {
-      const transient = isTransientDatabaseError(error)
+      const transient = !isRefusedByDatabase(error)
       this.options.metrics?.inc('hermes_writer_failures_total', [transient ? 'transient' : 'refused'])
       if (transient) throw error
       await this.isolate(group, error, true)
@@ -287,7 +287,7 @@ export class WriterLoop {
     try {
       result = await this.client!.query(adoptWaitingEvents)
     } catch (error) {
-      if (isTransientDatabaseError(error)) throw error
+      if (!isRefusedByDatabase(error)) throw error
       this.options.log.error({ code: 'HERMES_ERR_RECEIPT_SWEEP', err: error instanceof Error ? error.message : String(error) }, 'could not link waiting receipts to their messages; trying again later')
       this.sweepMs = kMaxSweepMs
       this.nextSweepAt = Date.now() + this.sweepMs
