@@ -4,12 +4,13 @@
  * it, test/helpers/database.ts), runs tap against it, stops it, and prints
  * the totals of all passes as tap's own last line does.
  *
- *   npm test                          every file on the embedded server, then the
- *                                     PostgreSQL-facing files on Debian's stock 15 (JIT on)
+ *   npm test                          every file on the embedded server, two at a time, and beside
+ *                                     them the PostgreSQL-facing files on Debian's stock 15 (JIT on)
  *   npm run test:compat               the core files on PostgreSQL 14, 15, 16, 17, 18 and Debian's 15
  *   node dist/test/run.js --server embedded-16 [files…]
  */
 import { spawn } from 'node:child_process'
+import { readdirSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { isServerKind, serverAvailable, startPostgresServer, type ServerKind } from '../src/harness/postgres-server.js'
@@ -24,11 +25,22 @@ const compatFiles = ['http-contract', 'durable-store', 'pipeline-end-to-end', 'd
 const compatKinds: readonly ServerKind[] = ['embedded-14', 'embedded-15', 'embedded-16', 'embedded-17', 'embedded', 'debian-15']
 
 interface Totals { total: number, pass: number, fail: number, skip: number }
-interface Pass { readonly kind: ServerKind, readonly files: readonly string[] | null }
+/** One tap run on one server: its files (null: every file) and how many run at once. */
+interface Pass { readonly kind: ServerKind, readonly files: readonly string[] | null, readonly jobs: number }
+
+/**
+ * Files that take longest, started first so that no long file starts last
+ * and leaves a job slot idle at the end of the run.
+ */
+const longestFirst = [
+  'provider-gone', 'thread-priority', 'bench-quick', 'fleet-limits', 'fleet-death', 'bench-sustained', 'http-proxies',
+  'fuzz', 'outage-memory', 'crash-phases', 'reload', 'preclaim', 'backpressure', 'database-outage', 'twilio-inbound',
+  'thread-death', 'worker-faults', 'overload'
+]
 
 const usage = `usage: node dist/test/run.js [--compat] [--server KIND] [FILE…]
-  (no options)    every test on the embedded server, then the PostgreSQL-facing ones on Debian's postgresql-15
-  --compat        the core tests on PostgreSQL 14, 15, 16, 17, 18 and Debian's 15
+  (no options)    every test on the embedded server and, at the same time, the PostgreSQL-facing ones on Debian's postgresql-15
+  --compat        the core tests on PostgreSQL 14, 15, 16, 17, 18 and Debian's 15, one version after another
   --server KIND   one pass on KIND (${['embedded', 'embedded-14', 'embedded-15', 'embedded-16', 'embedded-17', 'debian-15'].join(', ')})
   FILE…           test files (dist/test/NAME.test.js or NAME) instead of every file`
 
@@ -39,47 +51,76 @@ async function main (): Promise<number> {
   })
   if (values.help === true) { console.log(usage); return 0 }
   const chosen = positionals.length > 0 ? positionals : null
-  let passes: Pass[]
-  if (values.compat === true) passes = compatKinds.map((kind) => ({ kind, files: chosen ?? compatFiles }))
-  else if (values.server !== undefined) {
-    if (!isServerKind(values.server)) { console.error(`--server ${values.server}: not a server kind\n${usage}`); return 2 }
-    passes = [{ kind: values.server, files: chosen }]
-  } else passes = [{ kind: 'embedded', files: chosen }, ...(chosen === null ? [{ kind: 'debian-15' as const, files: stockFiles }] : [])]
-
   const sum: Totals = { total: 0, pass: 0, fail: 0, skip: 0 }
   let status = 0
-  for (const pass of passes) {
-    if (!serverAvailable(pass.kind)) {
-      console.log(`# ${pass.kind}: not installed on this machine (apt-get install -y postgresql-15); this pass is skipped`)
-      continue
-    }
-    console.log(`# pass on ${pass.kind}${pass.files === null ? '' : `: ${pass.files.length} files`}`)
-    const server = await startPostgresServer(pass.kind, { settings: { max_connections: '300' } })
-    try {
-      const { code, totals } = await runTap(pass, server.adminUrl)
-      if (code !== 0) status = code
-      for (const key of Object.keys(sum) as Array<keyof Totals>) sum[key] += totals[key]
-    } finally {
-      await server.destroy()
-    }
+  const add = (result: { code: number, totals: Totals }): void => {
+    if (result.code !== 0) status = result.code
+    for (const key of Object.keys(sum) as Array<keyof Totals>) sum[key] += result.totals[key]
   }
-  console.log(`# totals of ${passes.length} pass${passes.length === 1 ? '' : 'es'}`)
+  let passCount: number
+  if (values.compat === true) {
+    passCount = compatKinds.length
+    for (const kind of compatKinds) add(await runPass({ kind, files: chosen ?? compatFiles, jobs: 2 }, process.stdout))
+  } else if (values.server !== undefined) {
+    if (!isServerKind(values.server)) { console.error(`--server ${values.server}: not a server kind\n${usage}`); return 2 }
+    passCount = 1
+    add(await runPass({ kind: values.server, files: chosen, jobs: 2 }, process.stdout))
+  } else if (chosen !== null) {
+    passCount = 1
+    add(await runPass({ kind: 'embedded', files: chosen, jobs: 2 }, process.stdout))
+  } else {
+    // The stock pass runs one file at a time beside the main pass, whose output it holds back until that pass ends.
+    passCount = 2
+    const held: string[] = []
+    const stock = runPass({ kind: 'debian-15', files: stockFiles, jobs: 1 }, { write: (line: string) => held.push(line) })
+    add(await runPass({ kind: 'embedded', files: null, jobs: 2 }, process.stdout))
+    const stockResult = await stock
+    for (const line of held) process.stdout.write(line)
+    add(stockResult)
+  }
+  console.log(`# totals of ${passCount} pass${passCount === 1 ? '' : 'es'}`)
   console.log(`# { total: ${sum.total}, pass: ${sum.pass}, fail: ${sum.fail}, skip: ${sum.skip} }`)
   return status
 }
 
+interface LineSink { write (line: string): unknown }
+
+/** Starts the pass's server, runs tap on it and stops it; a kind not installed here is skipped with a line saying so. */
+async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, totals: Totals }> {
+  const none = { code: 0, totals: { total: 0, pass: 0, fail: 0, skip: 0 } }
+  if (!serverAvailable(pass.kind)) {
+    out.write(`# ${pass.kind}: not installed on this machine (apt-get install -y postgresql-15); this pass is skipped\n`)
+    return none
+  }
+  const server = await startPostgresServer(pass.kind, { settings: { max_connections: '300' } })
+  try {
+    const files = pass.files?.map((f) => f.includes('/') ? f : `dist/test/${f}.test.js`) ?? everyFile()
+    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time\n`)
+    return await runTap(files, pass, server.adminUrl, out)
+  } finally {
+    await server.destroy()
+  }
+}
+
+/** Every test file, the longest known ones first. */
+function everyFile (): string[] {
+  const dir = new URL('.', import.meta.url)
+  const names = readdirSync(dir).filter((f) => f.endsWith('.test.js')).map((f) => f.slice(0, -'.test.js'.length))
+  const rank = (name: string): number => { const i = longestFirst.indexOf(name); return i === -1 ? longestFirst.length : i }
+  return names.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).map((name) => `dist/test/${name}.test.js`)
+}
+
 /** Runs tap with the pass's server as every file's shared server, echoing its output and reading its totals line. */
-async function runTap (pass: Pass, adminUrl: string): Promise<{ code: number, totals: Totals }> {
-  const files = pass.files?.map((f) => f.includes('/') ? f : `dist/test/${f}.test.js`) ?? []
+async function runTap (files: readonly string[], pass: Pass, adminUrl: string, out: LineSink): Promise<{ code: number, totals: Totals }> {
   const env: NodeJS.ProcessEnv = { ...process.env, HERMES_TEST_ADMIN_URL: adminUrl, HERMES_TEST_SERVER: pass.kind }
   delete env['DATABASE_URL']
-  const child = spawn(process.execPath, [new URL('../../node_modules/tap/dist/esm/run.mjs', import.meta.url).pathname, ...files], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [new URL('../../node_modules/tap/dist/esm/run.mjs', import.meta.url).pathname, `--jobs=${pass.jobs}`, ...files], { env, stdio: ['ignore', 'pipe', 'inherit'] })
   const stop = (): void => { child.kill('SIGTERM') }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   const totals: Totals = { total: 0, pass: 0, fail: 0, skip: 0 }
   for await (const line of createInterface({ input: child.stdout })) {
-    console.log(line)
+    out.write(`${line}\n`)
     if (/^# \{ total: \d+/.test(line)) {
       for (const key of Object.keys(totals) as Array<keyof Totals>) totals[key] = Number(new RegExp(`\\b${key}: (\\d+)`).exec(line)?.[1] ?? 0)
     }
