@@ -3,6 +3,9 @@ import t from 'tap'
 import pg from 'pg'
 import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
 
+// Each subtest has its own Hermes and database, so they run side by side.
+t.jobs = 3
+
 t.test('a full ring answers 503 with Retry-After, and everything accepted is stored once the database moves again', async (t) => {
   const h = await startTestHermes(t, {
     buffer: { maxMessages: 4, maxBytes: 2 * (65536 + 4096) },
@@ -40,7 +43,8 @@ t.test('a full ring answers 503 with Retry-After, and everything accepted is sto
 })
 
 t.test('a durable request whose commit takes longer than the ack timeout gets 503, and its retry is deduplicated', async (t) => {
-  const h = await startTestHermes(t, { ackTimeoutMs: 1000 })
+  // 2 s: the retry below must commit within it while the other subtests load the same process.
+  const h = await startTestHermes(t, { ackTimeoutMs: 2000 })
   const locker = new pg.Client({ connectionString: h.db.url })
   await locker.connect()
   t.teardown(() => locker.end())

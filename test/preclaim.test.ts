@@ -10,6 +10,10 @@ import { metric, smsPayload, startTestHermes, type TestHermes } from './helpers/
 import { postAll, type Webhook } from './helpers/load.js'
 import { until } from '../src/harness/wait.js'
 
+// The subtests are independent (each its own Hermes and database, its own recipients at the shared fake
+// provider), so most run side by side: their time goes to waiting on rate limits and polls.
+t.jobs = 4
+const sideBySide: Array<Promise<unknown>> = []
 const fake = await startFakeProvider(t)
 
 /**
@@ -32,7 +36,7 @@ function webhooks (count: number, prefix: string): Webhook[] {
   })
 }
 
-t.test('a transaction claims no more than the credit granted, per provider, and says how much it took', async (t) => {
+sideBySide.push(t.test('a transaction claims no more than the credit granted, per provider, and says how much it took', async (t) => {
   const credit = CreditLedger.create(2)
   const preclaimer = new Preclaimer({ credit: credit.buffer, channels: { sms: { slot: 0, leaseMs: 60_000 }, mms: { slot: 0, leaseMs: 60_000 }, email: { slot: 1, leaseMs: 90_000 } } })
   credit.grant(0, 3)
@@ -45,17 +49,17 @@ t.test('a transaction claims no more than the credit granted, per provider, and 
   credit.grant(1, 5)
   t.equal(credit.revoke(1), 5, 'a revoke takes back what the writer has not taken')
   t.equal(preclaimer.batch(10), undefined, 'no credit anywhere: no row is claimed, and none is even looked at')
-})
+}))
 
-t.test('a provider\'s credit slot is its place among the configured providers, whoever asks', async (t) => {
+sideBySide.push(t.test('a provider\'s credit slot is its place among the configured providers, whoever asks', async (t) => {
   const providers = [{ name: 'twilio', kind: 'twilio' }, { name: 'sendgrid', kind: 'sendgrid' }]
   t.equal(creditSlotOf(providers, 'sendgrid'), 1)
   // The dispatcher gets its providers through a thread's structured clone, not the writer's objects.
   t.equal(creditSlotOf(structuredClone(providers), 'sendgrid'), 1, 'by name, not by object identity')
   t.equal(creditSlotOf(providers, 'fax'), -1, 'no such provider')
-})
+}))
 
-t.test('credit is granted while nothing older is due, taken back when a claim comes back full, granted again once it is short', async (t) => {
+sideBySide.push(t.test('credit is granted while nothing older is due, taken back when a claim comes back full, granted again once it is short', async (t) => {
   const perSecond = 20
   const fx = await dispatchFixture(t, {
     channels: { sms: { provider: 'twilio' } },
@@ -74,9 +78,9 @@ t.test('credit is granted while nothing older is due, taken back when a claim co
   await fx.waitForStatus(ids, 'sent', 20_000)
   await until('credit again once the backlog is claimed', 5000, async () => credit.available(0) > 0 ? true : undefined)
   t.pass('a short claim grants credit again')
-})
+}))
 
-t.test('a pre-claimed message is sent with every field, once, and stored as sent', async (t) => {
+sideBySide.push(t.test('a pre-claimed message is sent with every field, once, and stored as sent', async (t) => {
   // A long poll keeps claims (and so a full claim's revoke) out of the way: on an idle instance
   // whose dispatch has found nothing due, a new webhook is certainly pre-claimed.
   const h = await startTestHermes(t, {
@@ -115,41 +119,9 @@ t.test('a pre-claimed message is sent with every field, once, and stored as sent
   const generic = fake.requestsTo('+15557770002')
   t.equal(generic.length, 1, 'the sms was sent once')
   t.match(generic[0]!.body, { from: '+14155552671', to: '+15557770002', type: 'sms', body: sms['body'], attachments: [], timestamp: '2026-11-30T05:06:07.123Z' })
-})
+}))
 
-t.test('under load pre-claims and claims share the work: every message sent exactly once, within the rate limit', async (t) => {
-  const perSecond = 50
-  const burst = 10
-  const h = await startTestHermes(t, {
-    channels: {
-      sms: { provider: 'twilio', secrets: ['test-secret'] },
-      mms: { provider: 'twilio', secrets: ['test-secret'] },
-      email: { provider: 'twilio', secrets: ['test-secret'] }
-    },
-    providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', rateLimit: { perSecond, burst } } }
-  })
-  // Six seconds of sends at the limit, posted far faster: the credit (about a second's worth)
-  // cannot cover them all, so the rest are committed pending and claimed.
-  await untilDispatchIsIdle(h)
-  const series = 'hermes_dispatch_preclaimed_total{provider="twilio"}'
-  const before = await metric(h.base, series)
-  const load = webhooks(300, '666')
-  const result = await postAll(`${h.base}/webhooks/sms`, load)
-  t.equal(result.acknowledged.length, load.length, 'every webhook answered 202')
-  await until('every message to be sent', 30_000, async () => {
-    const r = await h.db.query("SELECT count(*)::int AS n FROM message WHERE external_id = ANY($1) AND dispatch_status = 'sent'", [load.map((w) => w.id)])
-    return r.rows[0]['n'] === load.length ? true : undefined
-  })
-  const preclaimed = await metric(h.base, series) - before
-  t.ok(preclaimed > 0 && preclaimed < load.length, `${preclaimed} of ${load.length} pre-claimed, the rest claimed`)
-  const requests = fake.requests.filter((r) => r.to?.startsWith('+1666') === true)
-  t.equal(requests.length, load.length, 'no message sent twice')
-  t.equal(new Set(requests.map((r) => r.to)).size, load.length, 'every message sent')
-  const busiest = busiestWindow(requests.map((r) => r.at))
-  t.ok(busiest <= perSecond + burst, `busiest second at the provider: ${busiest} (limit ${perSecond} + burst ${burst})`)
-})
-
-t.test('a stop leaves no message claimed: pre-claimed ones not yet sent are given back', async (t) => {
+sideBySide.push(t.test('a stop leaves no message claimed: pre-claimed ones not yet sent are given back', async (t) => {
   const h = await startTestHermes(t, {
     channels: {
       sms: { provider: 'twilio', secrets: ['test-secret'] },
@@ -173,5 +145,41 @@ t.test('a stop leaves no message claimed: pre-claimed ones not yet sent are give
   t.notOk('sending' in byStatus, `no message left claimed (${JSON.stringify(byStatus)})`)
   t.equal(rows.reduce((n, r) => n + (r['leased'] as number), 0), 0, 'no lease left behind')
   t.equal((byStatus['sent'] ?? 0) + (byStatus['pending'] ?? 0), load.length, 'each message sent or pending')
-})
+}))
 
+// The rate-limit check runs alone: subtests beside it would delay the fake provider's readings of the
+// arrival times (they share this process's event loop) and bunch them into one second.
+await Promise.all(sideBySide)
+t.jobs = 1
+
+t.test('under load pre-claims and claims share the work: every message sent exactly once, within the rate limit', async (t) => {
+  const perSecond = 50
+  const burst = 10
+  const h = await startTestHermes(t, {
+    channels: {
+      sms: { provider: 'twilio', secrets: ['test-secret'] },
+      mms: { provider: 'twilio', secrets: ['test-secret'] },
+      email: { provider: 'twilio', secrets: ['test-secret'] }
+    },
+    providers: { twilio: { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken: 'tok', rateLimit: { perSecond, burst } } }
+  })
+  // Four seconds of sends at the limit, posted far faster: the credit (about a second's worth)
+  // cannot cover them all, so the rest are committed pending and claimed.
+  await untilDispatchIsIdle(h)
+  const series = 'hermes_dispatch_preclaimed_total{provider="twilio"}'
+  const before = await metric(h.base, series)
+  const load = webhooks(200, '666')
+  const result = await postAll(`${h.base}/webhooks/sms`, load)
+  t.equal(result.acknowledged.length, load.length, 'every webhook answered 202')
+  await until('every message to be sent', 30_000, async () => {
+    const r = await h.db.query("SELECT count(*)::int AS n FROM message WHERE external_id = ANY($1) AND dispatch_status = 'sent'", [load.map((w) => w.id)])
+    return r.rows[0]['n'] === load.length ? true : undefined
+  })
+  const preclaimed = await metric(h.base, series) - before
+  t.ok(preclaimed > 0 && preclaimed < load.length, `${preclaimed} of ${load.length} pre-claimed, the rest claimed`)
+  const requests = fake.requests.filter((r) => r.to?.startsWith('+1666') === true)
+  t.equal(requests.length, load.length, 'no message sent twice')
+  t.equal(new Set(requests.map((r) => r.to)).size, load.length, 'every message sent')
+  const busiest = busiestWindow(requests.map((r) => r.at))
+  t.ok(busiest <= perSecond + burst, `busiest second at the provider: ${busiest} (limit ${perSecond} + burst ${burst})`)
+})

@@ -1,20 +1,23 @@
-// The provider disappears for a minute (connections refused), then comes back on the same port: every message stored meanwhile is delivered exactly once, the rate limit holds through the recovery burst, and /metrics shows the retries.
+// The provider disappears (connections refused), then comes back on the same port: every message stored meanwhile is delivered exactly once, the rate limit holds through the recovery burst, and /metrics shows the retries.
+// The issue asks for a minute; the outage lasts kOutageMs, 12 s by default (every message is refused several times, its
+// backoff capped at 2 s), and HERMES_TEST_PROVIDER_GONE_MS=60000 runs the full minute.
 import t from 'tap'
 import { busiestWindow, startFakeProvider } from '../src/harness/fake-provider.js'
 import { SECRET, send, startTestHermes } from './helpers/hermes.js'
 import { until } from '../src/harness/wait.js'
 
-/** How long the provider is gone: the issue's "a minute". */
-const kOutageMs = 60_000
-/** The package's tap timeout (120 s) is too short for a one-minute outage plus start-up and recovery. */
-const kTimeoutMs = 180_000
+/** How long the provider is gone: long enough for several refused attempts per message (backoff at most 2 s). */
+const kOutageMs = Number(process.env['HERMES_TEST_PROVIDER_GONE_MS'] ?? 12_000)
+if (!(Number.isInteger(kOutageMs) && kOutageMs >= 5000)) throw new Error('HERMES_TEST_PROVIDER_GONE_MS must be a whole number of ms, at least 5000')
+/** The outage plus start-up and recovery (the package's tap timeout, 120 s, is too short for a full minute). */
+const kTimeoutMs = kOutageMs + 120_000
 const kPerSecond = 50
 const kBurst = 10
-/** Stored as the outage begins, then kLateBatch more every kLateEveryMs while it lasts. */
+/** Stored as the outage begins, then kLateBatch more every kLateEveryMs while it lasts (the last halfway through it, leaving time for every message to be refused). */
 const kEarly = 100
 const kLateBatch = 10
-const kLateEveryMs = 5000
 const kLateBatches = 10
+const kLateEveryMs = Math.floor(kOutageMs * 0.05)
 const kTotal = kEarly + kLateBatch * kLateBatches
 /** How long after the return everything must be sent: (kTotal - kBurst) / kPerSecond ≈ 4 s plus the longest backoff (2 s), with room for a busy machine. */
 const kRecoveryDeadlineMs = 60_000
@@ -62,7 +65,7 @@ function sample (metrics: string, series: string): number {
 
 const series = (outcome: string): string => `hermes_dispatch_sends_total{provider="twilio",outcome="${outcome}"}`
 
-t.test('the provider is gone for a minute, then returns: everything delivered once, rate limit held', { timeout: kTimeoutMs }, async (t) => {
+t.test(`the provider is gone for ${kOutageMs / 1000} s, then returns: everything delivered once, rate limit held`, { timeout: kTimeoutMs }, async (t) => {
   const port = fake.port
   await fake.stop()
   const goneAt = Date.now()
@@ -76,7 +79,7 @@ t.test('the provider is gone for a minute, then returns: everything delivered on
   t.pass(`${kLateBatch * kLateBatches} more stored during the outage, ${kLateBatch} every ${kLateEveryMs / 1000} s`)
 
   const lastPostAt = Date.now()
-  t.ok(lastPostAt - goneAt < kOutageMs - 5000, `the last batch was stored ${lastPostAt - goneAt} ms into the outage, before its end`)
+  t.ok(lastPostAt - goneAt < kOutageMs - 3000, `the last batch was stored ${lastPostAt - goneAt} ms into the outage, before its end`)
   await until('every message to have been refused at least once', Math.max(1000, goneAt + kOutageMs - 1000 - Date.now()),
     async () => { const r = await rows(); return r.length === kTotal && r.every((m) => m.attempts >= 1) ? r : undefined })
   const during = await rows()

@@ -12,6 +12,9 @@ import { seedSignature } from '../src/harness/sign.js'
 import { testDatabase } from '../src/harness/database.js'
 import { until } from '../src/harness/wait.js'
 
+// Each subtest has its own Hermes (or processes) and database, so they run side by side.
+t.jobs = 3
+
 const SECRET = 'thread-death-secret'
 const channels = { channels: { sms: { provider: 'mock', secrets: [SECRET] } }, providers: { mock: { kind: 'mock' } } }
 
@@ -54,12 +57,13 @@ t.test('a process whose stage thread dies exits non-zero', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'hermes-thread-death-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const preload = pathToFileURL(fileURLToPath(new URL('./fixtures/kill-stage-thread.js', import.meta.url))).href
-  for (const thread of ['writer', 'dispatch']) {
-    const file = writeConfigFile(dir, { database: { url: db.url }, ...channels })
+  const file = writeConfigFile(dir, { database: { url: db.url }, ...channels })
+  // One process per thread, side by side on the same database.
+  await Promise.all(['writer', 'dispatch'].map(async (thread) => {
     const run = spawnHermes(t, ['--config', file], { NODE_OPTIONS: `--import ${preload}`, HERMES_TEST_KILL_THREAD: thread })
     const started = await run.waitForLog((e) => e['msg'] === 'hermes started')
     const base = `http://127.0.0.1:${started['port'] as number}`
-    t.equal((await postSigned(base)).status, 202)
+    t.equal((await postSigned(base)).status, 202, `the process that will lose its ${thread} thread stores a webhook`)
     run.child.kill('SIGUSR2')
     const { code } = await run.exited
     t.equal(code, 1, `the process exits 1 after losing its ${thread} thread`)
@@ -68,5 +72,5 @@ t.test('a process whose stage thread dies exits non-zero', async (t) => {
     await new Promise((resolve) => setImmediate(resolve))
     const line = run.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e['code'] === 'HERMES_ERR_THREAD_LOST')
     t.equal(line?.['thread'], thread, `the log names the ${thread} thread`)
-  }
+  }))
 })

@@ -3,6 +3,9 @@
 import t from 'tap'
 import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
 
+// Each subtest has its own Hermes and database, so they run side by side.
+t.jobs = 2
+
 t.test('terminating worker threads under load loses and duplicates nothing', async (t) => {
   const h = await startTestHermes(t, { workers: 2, taskRecords: 8 })
   const payloads = Array.from({ length: 400 }, () => smsPayload())
