@@ -88,17 +88,16 @@ t.test('stored, then claimed again by this instance before the write returned: r
   t.teardown(() => session.close())
   let again: ClaimedRow | null = null
   // The write's answer arrives after a claim of ours took the retry (due at once) and adopt() gave the item its lease.
-  const late = {
-    query: async (...args: Parameters<DbSession['query']>) => {
-      const result = await session.query(...args)
-      again = await claimOne()
-      item.lease = again.lease
-      return result
-    }
-  } as unknown as DbSession
+  const query = session.query.bind(session)
+  session.query = (async (...args: Parameters<DbSession['query']>) => {
+    const result = await query(...args)
+    again = await claimOne()
+    item.lease = again.lease
+    return result
+  }) as DbSession['query']
   let stored: readonly Entry[] = []
   let claimedAgain: readonly Entry[] = []
-  const writer = new StatusWriter(late, log, (entries, newWork) => { stored = entries; claimedAgain = newWork })
+  const writer = new StatusWriter(session, log, (entries, newWork) => { stored = entries; claimedAgain = newWork })
   writer.add({ item, provider: 'mock', decision: { status: 'pending', counted: 1, delayMs: 0, providerMessageId: null, lastError: 'a 500' } })
   t.ok(await writer.drain(Date.now() + 10_000), 'the write finished')
   t.equal(again!.id, id, 'the claim took the same message')

@@ -61,9 +61,6 @@ export const kDefaultTuning = {
 /** How long an outcome waits for others to share its write when no lane waits for its slot (status-writer.ts). */
 const kOutcomeLingerMs = 50
 
-const kMinClaimRetryMs = 50
-const kMaxClaimRetryMs = 2000
-
 export interface LaneStats { queued: number; sending: number; sent: number; retried: number; failed: number; rateLimited: number }
 
 /** updateProviderLimits was given limits a lane cannot run with. */
@@ -132,7 +129,6 @@ export class Dispatcher {
   private readonly claimedWhileHeld = new Map<string, { row: ClaimedRow, claimedAt: number }>()
   private claiming: Promise<void> | null = null
   private claimAgain = false
-  private claimRetryMs = kMinClaimRetryMs
   private pollTimer: NodeJS.Timeout | null = null
   private stopGauges: () => void = () => {}
   private started: Promise<void> | null = null
@@ -444,7 +440,7 @@ export class Dispatcher {
         let rows: ClaimedRow[]
         try {
           rows = (await this.claimSession.query<ClaimedRow>(claimSql, [lane.channelIds, plan.n, lane.leaseMs], 'hermes_claim')).rows
-          this.claimRetryMs = kMinClaimRetryMs
+          this.claimSession.backoff.reset()
         } catch (error) {
           this.log.debug({ err: (error as Error).message }, 'dispatch: claim failed')
           this.retryClaimsLater()
@@ -477,8 +473,7 @@ export class Dispatcher {
   }
 
   private retryClaimsLater (): void {
-    const ms = this.claimRetryMs
-    this.claimRetryMs = Math.min(this.claimRetryMs * 2, kMaxClaimRetryMs)
+    const ms = this.claimSession.backoff.next()
     for (const lane of this.lanes) this.handle(lane, { type: 'dueIn', ms })
   }
 

@@ -15,7 +15,7 @@
  */
 import type { Logger } from '../log.js'
 import type { Claimed } from './claimed.js'
-import type { DbSession } from './db-session.js'
+import type { DatabaseSession } from '../store/database-session.js'
 import { isTransientDatabaseError } from '../database-errors.js'
 import { outcomeParams, outcomeSql, releaseSql, type Outcome } from './dispatch-sql.js'
 import type { Decision } from './outcome.js'
@@ -30,19 +30,17 @@ export interface Entry {
 const kMaxRowsPerWrite = 5000
 /** Enough rows for a write of their own, lingering or not. */
 const kEagerRows = 500
-const kMinRetryMs = 50
-const kMaxRetryMs = 2000
 
 export class StatusWriter {
   private queue: Entry[] = []
   private running: Promise<void> | null = null
   private retryTimer: NodeJS.Timeout | null = null
-  private retryMs = kMinRetryMs
   private lingerTimer: NodeJS.Timeout | null = null
   private urgent = false // flush() was asked for since the last batch was taken
 
   constructor (
-    private readonly session: DbSession,
+    /** Its backoff paces the retries of a failed write. */
+    private readonly session: DatabaseSession,
     private readonly log: Logger,
     /**
      * Called once per entry when its write is done (or given up). `claimedAgain`: those of them whose
@@ -80,7 +78,7 @@ export class StatusWriter {
       this.stopLingering()
       this.running = this.run(false)
       await this.running
-      if (this.queue.length > 0) await sleep(Math.min(this.retryMs, Math.max(0, deadline - Date.now())))
+      if (this.queue.length > 0) await sleep(Math.min(this.session.backoff.current, Math.max(0, deadline - Date.now())))
     }
     return true
   }
@@ -121,8 +119,8 @@ export class StatusWriter {
           ({ again, claimedAgain } = await this.write(batch))
         } catch (error) {
           if (isTransientDatabaseError(error)) {
-            this.retryMs = Math.min(this.retryMs * 2, kMaxRetryMs)
-            if (gather) this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick() }, this.retryMs)
+            const ms = this.session.backoff.next()
+            if (gather) this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick() }, ms)
             return
           }
           // PostgreSQL refused the statement itself: retrying cannot help. The messages stay
@@ -130,7 +128,7 @@ export class StatusWriter {
           this.log.error({ code: 'HERMES_ERR_DISPATCH_WRITE', err: (error as Error).message, rows: batch.length }, 'dispatch: could not store outcomes; their messages will be retried after the lease')
         }
         this.queue.splice(0, batch.length, ...again)
-        this.retryMs = kMinRetryMs
+        this.session.backoff.reset()
         this.onStored(again.length === 0 ? batch : batch.filter((entry) => !again.includes(entry)), claimedAgain)
         // What finished during this write lingers too, unless someone waits for it.
         if (gather && this.lingerMs > 0 && !this.urgent && this.queue.length < kEagerRows) break
