@@ -102,7 +102,8 @@ async function checkIntegrity (t: Test, when: string): Promise<void> {
 /** Waits until every backend of a killed Hermes is gone (PostgreSQL only notices a dead client when it next talks to it). */
 async function hermesBackendsGone (): Promise<void> {
   await until('the killed process\'s backends to end', 60_000, async () => {
-    const r = await observer.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'hermes-%'")
+    // This database only: the server is shared with other test files, whose Hermes may be running.
+    const r = await observer.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'hermes-%' AND datname = current_database()")
     return r.rows[0]!['n'] === 0 ? true : undefined
   })
 }
@@ -158,7 +159,7 @@ t.test('SIGKILL while the merge is waiting on a lock: nothing half-merged, every
              a.query, left(ltrim(a.query), 40) AS query_start
         FROM pg_stat_activity a
         JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted AND l.locktype = 'relation' AND l.relation = 'message'::regclass
-       WHERE a.application_name = 'hermes-writer' AND a.state = 'active' AND a.wait_event_type = 'Lock'`)
+       WHERE a.application_name = 'hermes-writer' AND a.datname = current_database() AND a.state = 'active' AND a.wait_event_type = 'Lock'`)
     // Every batch here has a new party, so the merge opens with its resolve step; the query text
     // is cut at track_activity_query_size (1 kB by default), so the two agree up to the shorter.
     return r.rows.find((row) => {
@@ -219,7 +220,7 @@ t.test('SIGKILL while the writer is in the middle of a COPY: the transaction rol
     SELECT a.pid, a.backend_xid::text AS xid, a.state, a.wait_event_type, a.wait_event,
            p.tuples_processed::int AS tuples, p.bytes_processed::int AS bytes
       FROM pg_stat_activity a LEFT JOIN pg_stat_progress_copy p ON p.pid = a.pid
-     WHERE a.application_name = 'hermes-writer' AND a.state = 'active' AND a.query LIKE '%COPY hermes_staging %FROM STDIN%'`)).rows[0]
+     WHERE a.application_name = 'hermes-writer' AND a.datname = current_database() AND a.state = 'active' AND a.query LIKE '%COPY hermes_staging %FROM STDIN%'`)).rows[0]
   const inCopy = (row: Record<string, unknown> | undefined): boolean => row !== undefined && ((row['bytes'] as number | null) ?? 0) > 0
   let caught: Record<string, unknown> | undefined
   const misses = new Map<string, number>()
