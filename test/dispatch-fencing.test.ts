@@ -80,3 +80,30 @@ t.test('a write that matched: no wait for claims', async (t) => {
   t.equal(waited, 0, 'claims were not waited for')
   t.equal((await fx.rows([id!])).get(id!)!.status, 'sent')
 })
+
+t.test('stored, then claimed again by this instance before the write returned: reported as new work, not as the outcome\'s', async (t) => {
+  const [id] = await fx.insert('sms', 1)
+  const item = claimedFromRow(await claimOne(), { name: 'sms', type: 'sms' }, performance.now())
+  const session = new DbSession(fx.db.url, log)
+  t.teardown(() => session.close())
+  let again: ClaimedRow | null = null
+  // The write's answer arrives after a claim of ours took the retry (due at once) and adopt() gave the item its lease.
+  const query = session.query.bind(session)
+  session.query = (async (...args: Parameters<DbSession['query']>) => {
+    const result = await query(...args)
+    again = await claimOne()
+    item.lease = again.lease
+    return result
+  }) as DbSession['query']
+  let stored: readonly Entry[] = []
+  let claimedAgain: readonly Entry[] = []
+  const writer = new StatusWriter(session, log, (entries, newWork) => { stored = entries; claimedAgain = newWork })
+  writer.add({ item, provider: 'mock', decision: { status: 'pending', counted: 1, delayMs: 0, providerMessageId: null, lastError: 'a 500' } })
+  t.ok(await writer.drain(Date.now() + 10_000), 'the write finished')
+  t.equal(again!.id, id, 'the claim took the same message')
+  t.same(stored.map((e) => e.item.id), [id], 'the outcome is reported stored')
+  t.same(claimedAgain.map((e) => e.item.id), [id], 'and the message as claimed again: the claim is new work')
+  const row = (await fx.rows([id!])).get(id!)!
+  t.equal(row.status, 'sending', 'held by that claim')
+  t.equal(row.attempts, 1, 'after the stored attempt')
+})

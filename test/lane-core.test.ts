@@ -362,3 +362,15 @@ t.test('the core reads only the clock it is given', async (t) => {
     Date.now = realDate
   }
 })
+
+t.test('a message claimed again after its stored outcome (claimedAgain) is sent like a claimed one, and goes back once stopping', async (t) => {
+  const { core } = lane({ concurrency: 1 })
+  const [first] = of(claim(core, 1).decisions, 'send').map((d) => d.item)
+  const failed = of(core.handle({ type: 'sent', item: first!, result: { ok: false, retryable: true, reason: 'HTTP 500' } }), 'store')
+  t.equal(failed[0]?.decision.status, 'pending', 'the failed send is a retry')
+  core.handle({ type: 'stored', item: first!, decision: failed[0]!.decision })
+  const again = message('+15550000', 1)
+  t.same(of(core.handle({ type: 'claimedAgain', items: [again] }), 'send').map((d) => d.item), [again], 'its new claim is sent at once')
+  core.handle({ type: 'stop' })
+  t.same(of(core.handle({ type: 'claimedAgain', items: [message('+1late', 1)] }), 'release').length, 1, 'one handed over after the stop goes back')
+})

@@ -1,8 +1,10 @@
 /**
- * Retry timing: exponential backoff with full jitter (a uniformly random
- * delay between 0 and the capped exponential), so that many messages failing
- * together do not come back together; and Retry-After, which wins when a
- * provider sends it.
+ * Retry timing, the one backoff of Hermes. For messages: exponential backoff
+ * with full jitter (a uniformly random delay between 0 and the capped
+ * exponential), so that many messages failing together do not come back
+ * together; and Retry-After, which wins when a provider sends it. For a
+ * database session's owner (src/store/database-session.ts): the capped
+ * exponential itself (Backoff), one process retrying its own work.
  */
 export interface BackoffPolicy {
   readonly baseDelayMs: number
@@ -17,10 +19,41 @@ export const kMaxRetryAfterMs = 24 * 60 * 60 * 1000
  * random in [0, min(maxDelayMs, baseDelayMs · 2^(attempt-1))).
  */
 export function backoffDelay (attempt: number, policy: BackoffPolicy, random: () => number = Math.random): number {
+  return Math.floor(random() * backoffCeiling(attempt, policy))
+}
+
+/** The capped exponential of retry number `attempt` (1 = the first): min(maxDelayMs, baseDelayMs · 2^(attempt-1)). */
+export function backoffCeiling (attempt: number, policy: BackoffPolicy): number {
   if (!(Number.isInteger(attempt) && attempt >= 1)) throw new RangeError('attempt must be a positive integer')
   // 2^attempt overflows to Infinity long after it passes any cap, and Math.min handles Infinity.
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1))
-  return Math.floor(random() * ceiling)
+  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1))
+}
+
+/** How soon the owner of a database session tries again after a failure: 50 ms, doubling up to 2 s. */
+export const kSessionBackoff: BackoffPolicy = { baseDelayMs: 50, maxDelayMs: 2000 }
+
+/**
+ * Consecutive failures of one retrying loop: each next() is the delay
+ * before its next try (backoffCeiling of one more failure, no jitter);
+ * reset() once a try succeeds.
+ */
+export class Backoff {
+  private failures = 0
+  constructor (private readonly policy: BackoffPolicy = kSessionBackoff) {}
+
+  next (): number {
+    if (this.failures < 64) this.failures++ // far past any cap; the count stays a small integer
+    return backoffCeiling(this.failures, this.policy)
+  }
+
+  /** The delay next() last gave; the base delay before any failure. */
+  get current (): number {
+    return backoffCeiling(Math.max(1, this.failures), this.policy)
+  }
+
+  reset (): void {
+    this.failures = 0
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
-import type pg from 'pg'
-import { openSession, sessionProfiles } from '../store/session.js'
+import { sessionProfiles } from '../store/session.js'
+import { DatabaseSession } from '../store/database-session.js'
 
 /**
  * Per-provider backlog, oldest pending age and dead letters, read from
@@ -40,16 +40,9 @@ export function nextGaugeReadAt (startedAt: number, finishedAt: number): number 
 export function reportDispatchGauges (metrics: SharedMetrics, databaseUrl: string, lanes: ReadonlyArray<{ readonly name: string, readonly sending: number }>, log: Logger, intervalMs = 2000): () => void {
   const providers = new Set(lanes.map((l) => l.name))
   let running = false
-  let client: pg.Client | null = null
-  let stopped = false
   let nextReadAt = 0
-  const connect = async (): Promise<pg.Client> => {
-    if (client !== null) return client
-    const c = await openSession(databaseUrl, sessionProfiles.gauges)
-    c.on('error', () => { if (client === c) client = null })
-    client = c
-    return c
-  }
+  // A failed read drops the connection (unless PostgreSQL refused the query); the next tick reconnects.
+  const session = new DatabaseSession(databaseUrl, { profile: sessionProfiles.gauges })
   const tick = async (): Promise<void> => {
     for (const lane of lanes) metrics.set('hermes_dispatch_in_flight', [lane.name], lane.sending)
     if (running || performance.now() < nextReadAt) return
@@ -57,9 +50,7 @@ export function reportDispatchGauges (metrics: SharedMetrics, databaseUrl: strin
     const startedAt = performance.now()
     try {
       const seen = new Set<string>()
-      const db = await connect()
-      if (stopped) return
-      for (const row of (await db.query<{ provider: string, backlog: number, oldest: number, failed: number }>(backlogSql)).rows) {
+      for (const row of (await session.query<{ provider: string, backlog: number, oldest: number, failed: number }>(backlogSql)).rows) {
         if (!providers.has(row.provider)) continue
         seen.add(row.provider)
         metrics.set('hermes_dispatch_backlog', [row.provider], row.backlog)
@@ -74,9 +65,6 @@ export function reportDispatchGauges (metrics: SharedMetrics, databaseUrl: strin
       }
     } catch (error) {
       log.debug({ err: error instanceof Error ? error.message : String(error) }, 'dispatch gauges not refreshed')
-      const broken = client
-      client = null
-      await broken?.end().catch(() => {})
     } finally {
       running = false
       nextReadAt = nextGaugeReadAt(startedAt, performance.now()) // the interval paces reads; this only holds slow ones back
@@ -86,9 +74,7 @@ export function reportDispatchGauges (metrics: SharedMetrics, databaseUrl: strin
   timer.unref()
   void tick()
   return () => {
-    stopped = true
     clearInterval(timer)
-    void client?.end().catch(() => {})
-    client = null
+    void session.close()
   }
 }

@@ -61,9 +61,6 @@ export const kDefaultTuning = {
 /** How long an outcome waits for others to share its write when no lane waits for its slot (status-writer.ts). */
 const kOutcomeLingerMs = 50
 
-const kMinClaimRetryMs = 50
-const kMaxClaimRetryMs = 2000
-
 export interface LaneStats { queued: number; sending: number; sent: number; retried: number; failed: number; rateLimited: number }
 
 /** updateProviderLimits was given limits a lane cannot run with. */
@@ -128,9 +125,10 @@ export class Dispatcher {
   /** Limits changed before the lanes exist (start() not done): applied when they are made. */
   private readonly limits = new Map<string, ProviderLimits>()
   private readonly held = new Map<string, Claimed>() // by message id: claimed, not yet stored
+  /** By message id: the latest claim's row for a message that was still held when that claim returned it (adopt). */
+  private readonly claimedWhileHeld = new Map<string, { row: ClaimedRow, claimedAt: number }>()
   private claiming: Promise<void> | null = null
   private claimAgain = false
-  private claimRetryMs = kMinClaimRetryMs
   private pollTimer: NodeJS.Timeout | null = null
   private stopGauges: () => void = () => {}
   private started: Promise<void> | null = null
@@ -149,7 +147,7 @@ export class Dispatcher {
     this.credit = options.preclaimCredit === undefined ? null : new CreditLedger(options.preclaimCredit)
     this.claimSession = openClaimSession(options.databaseUrl, this.log, options.backendNice)
     this.writeSession = new DbSession(options.databaseUrl, this.log, sessionProfiles.dispatchWrite, options.backendNice)
-    this.writer = new StatusWriter(this.writeSession, this.log, (entries) => this.stored(entries), async () => { await this.claiming }, kOutcomeLingerMs)
+    this.writer = new StatusWriter(this.writeSession, this.log, (entries, claimedAgain) => this.stored(entries, claimedAgain), async () => { await this.claiming }, kOutcomeLingerMs)
   }
 
   /** Connects, maps channels to providers and starts claiming. Rejects if the database cannot be reached. */
@@ -400,13 +398,25 @@ export class Dispatcher {
     this.writer.add({ item, decision, provider: lane.name })
   }
 
-  /** Outcomes are in the database: forget the claims, and come back for retries when they are due. */
-  private stored (entries: readonly Entry[]): void {
+  /**
+   * Outcomes are in the database: forget the claims, and come back for retries when they are due.
+   * A message claimed again after its outcome was stored (`claimedAgain`, status-writer.ts) is new
+   * work: the row that claim returned joins its lane as a claim of its own.
+   */
+  private stored (entries: readonly Entry[], claimedAgain: readonly Entry[] = []): void {
     for (const { item, decision, provider } of entries) {
       if (this.held.get(item.id) === item) this.held.delete(item.id)
       const lane = this.laneByName.get(provider)
       if (lane !== undefined && decision !== null) this.handle(lane, { type: 'stored', item, decision })
     }
+    for (const { item, provider } of claimedAgain) {
+      const again = this.claimedWhileHeld.get(item.id)
+      const lane = this.laneByName.get(provider)
+      if (again === undefined || again.row.lease !== item.lease || lane === undefined || this.held.has(item.id)) continue
+      const [fresh] = this.adopt([again.row], again.claimedAt)
+      this.handle(lane, { type: 'claimedAgain', items: [fresh!] })
+    }
+    if (this.claimedWhileHeld.size > 0) for (const { item } of entries) this.claimedWhileHeld.delete(item.id)
   }
 
   private requestClaims (): void {
@@ -430,7 +440,7 @@ export class Dispatcher {
         let rows: ClaimedRow[]
         try {
           rows = (await this.claimSession.query<ClaimedRow>(claimSql, [lane.channelIds, plan.n, lane.leaseMs], 'hermes_claim')).rows
-          this.claimRetryMs = kMinClaimRetryMs
+          this.claimSession.backoff.reset()
         } catch (error) {
           this.log.debug({ err: (error as Error).message }, 'dispatch: claim failed')
           this.retryClaimsLater()
@@ -448,7 +458,13 @@ export class Dispatcher {
     const fresh: Claimed[] = []
     for (const row of rows) {
       const mine = this.held.get(row.id)
-      if (mine !== undefined) { mine.lease = row.lease; continue }
+      if (mine !== undefined) {
+        // Most likely its lease ran out while the outcome waited, and the outcome is written with the new one;
+        // but if that outcome was stored just before this claim, this is new work (stored() decides).
+        mine.lease = row.lease
+        this.claimedWhileHeld.set(row.id, { row, claimedAt })
+        continue
+      }
       const item = claimedFromRow(row, this.channelById.get(row.channel_id)!, claimedAt)
       this.held.set(item.id, item)
       fresh.push(item)
@@ -457,8 +473,7 @@ export class Dispatcher {
   }
 
   private retryClaimsLater (): void {
-    const ms = this.claimRetryMs
-    this.claimRetryMs = Math.min(this.claimRetryMs * 2, kMaxClaimRetryMs)
+    const ms = this.claimSession.backoff.next()
     for (const lane of this.lanes) this.handle(lane, { type: 'dueIn', ms })
   }
 

@@ -29,7 +29,9 @@
  *
  * Events (LaneEvent): wake (new work may be due: a commit, a poll), due
  * (a retry's time came), claimed (a claim's rows), preclaimed (messages
- * the writer inserted claimed for us), sent (a send's result), stored (an
+ * the writer inserted claimed for us), claimedAgain (a claim's rows for
+ * messages whose previous outcome the shell had not yet heard was stored;
+ * handed over once it was), sent (a send's result), stored (an
  * outcome or release is in the database), tick (the clock reached a time
  * the lane asked to sleep until), limits (new rate limit and concurrency),
  * dueIn (claim again after ms: the shell's claim failed), stop, abandon.
@@ -82,6 +84,7 @@ export type LaneEvent =
   | { readonly type: 'dueIn', readonly ms: number }
   | { readonly type: 'claimed', readonly got: number, readonly items: readonly Claimed[] }
   | { readonly type: 'preclaimed', readonly items: readonly Claimed[] }
+  | { readonly type: 'claimedAgain', readonly items: readonly Claimed[] }
   | { readonly type: 'sent', readonly item: Claimed, readonly result: SendResult }
   | { readonly type: 'stored', readonly item: Claimed, readonly decision: Decision | null }
   | { readonly type: 'tick' }
@@ -197,7 +200,7 @@ export class LaneCore {
         break
       case 'dueIn': this.scheduleDue(event.ms, out); break
       case 'claimed': this.claimed(event.got, event.items, out); break
-      case 'preclaimed': this.enqueue(event.items, out); break
+      case 'preclaimed': case 'claimedAgain': this.enqueue(event.items, out); break
       case 'sent': this.sent(event.item, event.result, out); break
       case 'stored':
         if (event.decision !== null && this.unsettled.delete(event.item)) this.pump(out)

@@ -15,7 +15,7 @@
  */
 import type { Logger } from '../log.js'
 import type { Claimed } from './claimed.js'
-import type { DbSession } from './db-session.js'
+import type { DatabaseSession } from '../store/database-session.js'
 import { isTransientDatabaseError } from '../database-errors.js'
 import { outcomeParams, outcomeSql, releaseSql, type Outcome } from './dispatch-sql.js'
 import type { Decision } from './outcome.js'
@@ -30,22 +30,24 @@ export interface Entry {
 const kMaxRowsPerWrite = 5000
 /** Enough rows for a write of their own, lingering or not. */
 const kEagerRows = 500
-const kMinRetryMs = 50
-const kMaxRetryMs = 2000
 
 export class StatusWriter {
   private queue: Entry[] = []
   private running: Promise<void> | null = null
   private retryTimer: NodeJS.Timeout | null = null
-  private retryMs = kMinRetryMs
   private lingerTimer: NodeJS.Timeout | null = null
   private urgent = false // flush() was asked for since the last batch was taken
 
   constructor (
-    private readonly session: DbSession,
+    /** Its backoff paces the retries of a failed write. */
+    private readonly session: DatabaseSession,
     private readonly log: Logger,
-    /** Called once per entry when its write is done (or given up). */
-    private readonly onStored: (entries: readonly Entry[]) => void,
+    /**
+     * Called once per entry when its write is done (or given up). `claimedAgain`: those of them whose
+     * outcome was stored and whose message a claim of ours then took again before this write's answer
+     * came (the item carries that claim's lease): new work, no longer covered by the outcome.
+     */
+    private readonly onStored: (entries: readonly Entry[], claimedAgain: readonly Entry[]) => void,
     /** Resolves once every claim in flight now has been adopted (claims run on another connection). */
     private readonly claimsSettled: () => Promise<void> = async () => {},
     /** How long an outcome may wait for others to share its write, unless flush() is called; 0: none. */
@@ -76,7 +78,7 @@ export class StatusWriter {
       this.stopLingering()
       this.running = this.run(false)
       await this.running
-      if (this.queue.length > 0) await sleep(Math.min(this.retryMs, Math.max(0, deadline - Date.now())))
+      if (this.queue.length > 0) await sleep(Math.min(this.session.backoff.current, Math.max(0, deadline - Date.now())))
     }
     return true
   }
@@ -112,12 +114,13 @@ export class StatusWriter {
         const batch = this.queue.slice(0, kMaxRowsPerWrite)
         this.urgent = false
         let again: Entry[] = []
+        let claimedAgain: Entry[] = []
         try {
-          again = await this.write(batch)
+          ({ again, claimedAgain } = await this.write(batch))
         } catch (error) {
           if (isTransientDatabaseError(error)) {
-            this.retryMs = Math.min(this.retryMs * 2, kMaxRetryMs)
-            if (gather) this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick() }, this.retryMs)
+            const ms = this.session.backoff.next()
+            if (gather) this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick() }, ms)
             return
           }
           // PostgreSQL refused the statement itself: retrying cannot help. The messages stay
@@ -125,8 +128,8 @@ export class StatusWriter {
           this.log.error({ code: 'HERMES_ERR_DISPATCH_WRITE', err: (error as Error).message, rows: batch.length }, 'dispatch: could not store outcomes; their messages will be retried after the lease')
         }
         this.queue.splice(0, batch.length, ...again)
-        this.retryMs = kMinRetryMs
-        this.onStored(again.length === 0 ? batch : batch.filter((entry) => !again.includes(entry)))
+        this.session.backoff.reset()
+        this.onStored(again.length === 0 ? batch : batch.filter((entry) => !again.includes(entry)), claimedAgain)
         // What finished during this write lingers too, unless someone waits for it.
         if (gather && this.lingerMs > 0 && !this.urgent && this.queue.length < kEagerRows) break
       }
@@ -149,8 +152,13 @@ export class StatusWriter {
    * reach adopt(), which is what gives the item its new lease. A write that
    * matched nothing therefore waits for the claims in flight before it
    * decides whether the outcome was lost or must be written again.
+   *
+   * The other order happens too: the outcome is stored (a retry due at
+   * once), a claim of ours takes the message again and its rows reach
+   * adopt() before this write's answer does. Such an item matched with its
+   * old lease and carries a newer one now: it is returned in `claimedAgain`.
    */
-  private async write (batch: readonly Entry[]): Promise<Entry[]> {
+  private async write (batch: readonly Entry[]): Promise<{ again: Entry[], claimedAgain: Entry[] }> {
     const outcomes: Outcome[] = []
     const released: Claimed[] = []
     const leases = new Map<Entry, string>()
@@ -165,7 +173,8 @@ export class StatusWriter {
     if (released.length > 0) {
       for (const row of (await this.session.query<{ id: string }>(releaseSql, [released.map((i) => i.id), released.map((i) => i.lease)], 'hermes_release')).rows) stored.add(row.id)
     }
-    if (stored.size === batch.length) return []
+    const claimedAgain = batch.filter((entry) => entry.item.lease !== leases.get(entry) && stored.has(entry.item.id))
+    if (stored.size === batch.length) return { again: [], claimedAgain }
     if (batch.some((entry) => !stored.has(entry.item.id) && entry.item.lease === leases.get(entry))) await this.claimsSettled()
     const again = batch.filter((entry) => !stored.has(entry.item.id) && entry.item.lease !== leases.get(entry))
     const lost = batch.length - stored.size - again.length
@@ -173,7 +182,7 @@ export class StatusWriter {
       // The lease ran out and another instance claimed the message since: its outcome is that instance's now.
       this.log.warn({ code: 'HERMES_ERR_DISPATCH_LEASE_LOST', rows: lost }, 'dispatch: outcomes for messages whose claim had expired were not stored')
     }
-    return again
+    return { again, claimedAgain }
   }
 }
 

@@ -21,8 +21,8 @@
  */
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
-import type pg from 'pg'
-import { openSession, sessionProfiles } from '../store/session.js'
+import { sessionProfiles } from '../store/session.js'
+import { DatabaseSession } from '../store/database-session.js'
 import type { ProviderConfig } from '../config.js'
 import type { Logger } from '../log.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
@@ -73,7 +73,7 @@ interface ProviderState {
 
 export class FleetCoordinator {
   readonly id: string
-  private client: pg.Client | null = null
+  private readonly session: DatabaseSession
   /** What the last heartbeat read of the others (instances and pauses). */
   private lastRows: readonly LiveRow[] = []
   private readonly providers = new Map<string, ProviderState>()
@@ -91,6 +91,7 @@ export class FleetCoordinator {
   constructor (private readonly options: FleetOptions, private readonly dispatcher: FleetDispatcher | null = null) {
     this.id = options.instanceId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
     this.growDelayMs = 2 * options.heartbeatMs
+    this.session = new DatabaseSession(options.databaseUrl, { profile: sessionProfiles.fleet })
     for (const config of options.providers) {
       const limits = { perSecond: config.rateLimit.perSecond, burst: config.rateLimit.burst, concurrency: config.concurrency }
       this.providers.set(config.name, { config, limits, history: [], applied: '', heldUntil: 0, sent: 0, rateLimited: 0, queuedSeen: false, share: limits })
@@ -148,13 +149,11 @@ export class FleetCoordinator {
     if (this.checkTimer !== null) clearInterval(this.checkTimer)
     await this.ticking?.catch(() => {})
     try {
-      const client = await this.connect()
-      await client.query(leaveSql, [this.id])
+      await this.session.query(leaveSql, [this.id])
     } catch (error) {
       this.options.log.warn({ err: (error as Error).message }, 'fleet: could not remove this instance; the others count it dead after fleet.deadAfterMs')
     }
-    await this.client?.end().catch(() => {})
-    this.client = null
+    await this.session.close()
   }
 
   private schedule (): void {
@@ -170,8 +169,6 @@ export class FleetCoordinator {
       others = await this.beat()
     } catch (error) {
       this.options.log.warn({ code: 'HERMES_ERR_FLEET', err: (error as Error).message }, 'fleet: heartbeat failed')
-      this.client?.end().catch(() => {})
-      this.client = null
       // The others count this instance dead soon and take its share: hold every provider until a beat gets through.
       if (performance.now() - this.lastBeatOk > this.options.deadAfterMs - this.options.heartbeatMs) {
         for (const state of this.providers.values()) state.history = [{ at: performance.now(), share: { perSecond: 0, burst: 0, concurrency: 0 } }]
@@ -182,20 +179,11 @@ export class FleetCoordinator {
     this.update(others, performance.now())
   }
 
-  private async connect (): Promise<pg.Client> {
-    if (this.client !== null) return this.client
-    const client = await openSession(this.options.databaseUrl, sessionProfiles.fleet)
-    client.on('error', () => { if (this.client === client) this.client = null })
-    this.client = client
-    return client
-  }
-
   /** Writes the heartbeat, then reads the other live instances and the running pauses. */
   private async beat (): Promise<LiveRow[]> {
-    const client = await this.connect()
     this.busy = this.busyProviders()
-    await client.query(heartbeatSql, [this.id, hostname(), process.pid, this.busy])
-    const { rows } = await client.query<LiveRow>(liveSql, [this.id, this.options.deadAfterMs])
+    await this.session.query(heartbeatSql, [this.id, hostname(), process.pid, this.busy])
+    const { rows } = await this.session.query<LiveRow>(liveSql, [this.id, this.options.deadAfterMs])
     this.lastBeatOk = performance.now()
     return rows
   }
@@ -279,8 +267,7 @@ export class FleetCoordinator {
       const count = snapshot[name]?.rateLimited ?? 0
       if (count <= state.rateLimited) continue
       state.rateLimited = count
-      this.connect()
-        .then(async (client) => await client.query(pauseSql, [name, this.options.pauseMs, this.id]))
+      this.session.query(pauseSql, [name, this.options.pauseMs, this.id])
         .catch((error: unknown) => this.options.log.warn({ provider: name, err: (error as Error).message }, 'fleet: could not share a 429 pause'))
     }
   }

@@ -8,8 +8,8 @@
  * sweep rests three times as long as a batch took before the next one, so
  * it never holds the database for long (kRestPerBatchTime).
  */
-import type pg from 'pg'
-import { openSession, sessionProfiles } from '../store/session.js'
+import { sessionProfiles } from '../store/session.js'
+import { DatabaseSession } from '../store/database-session.js'
 import type { Logger } from '../log.js'
 import { deleteMessagesSql, deleteReceiptsSql, kRetentionLock, receiptsTableSql, scanBatchSql } from './retention-sql.js'
 
@@ -49,11 +49,13 @@ export class RetentionSweeper {
   private timer: NodeJS.Timeout | null = null
   private running: Promise<SweepReport> | null = null
   private stopped = false
-  private client: pg.Client | null = null
+  /** Holds the sweep's advisory lock while it runs: every statement of a sweep goes through its one connection. */
+  private readonly session: DatabaseSession
   private readonly now: () => number
 
   constructor (private readonly options: RetentionOptions) {
     this.now = options.now ?? Date.now
+    this.session = new DatabaseSession(options.databaseUrl, { profile: sessionProfiles.retention })
   }
 
   start (): void {
@@ -65,8 +67,7 @@ export class RetentionSweeper {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
     await this.running?.catch(() => {})
-    await this.client?.end().catch(() => {})
-    this.client = null
+    await this.session.close()
   }
 
   /** One sweep now (the timer's, or a test's). */
@@ -81,24 +82,15 @@ export class RetentionSweeper {
       this.timer = null
       this.sweep().catch((error: unknown) => {
         this.options.log.warn({ code: 'HERMES_ERR_RETENTION', err: (error as Error).message }, 'retention: sweep failed; trying again at the next interval')
-        this.client?.end().catch(() => {})
-        this.client = null
+        this.session.failed(error)
       }).finally(() => this.schedule(this.options.intervalMs))
     }, ms)
     this.timer.unref()
   }
 
-  private async connect (): Promise<pg.Client> {
-    if (this.client !== null) return this.client
-    const client = await openSession(this.options.databaseUrl, sessionProfiles.retention)
-    client.on('error', () => { if (this.client === client) this.client = null })
-    this.client = client
-    return client
-  }
-
   private async sweepOnce (): Promise<SweepReport> {
     const started = performance.now()
-    const client = await this.connect()
+    const client = await this.session.connection()
     const { rows: [lock] } = await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1) AS got', [kRetentionLock])
     if (lock?.got !== true) {
       this.options.log.debug('retention: another instance is sweeping')

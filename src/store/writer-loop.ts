@@ -1,11 +1,11 @@
-import type pg from 'pg'
 import type { FromWriter, Preclaimed } from '../messages.js'
 import type { Logger } from '../log.js'
 import { kDatabaseUp, kWriterQueuedRows, kWriterReady } from '../shared-status.js'
 import { Rejection } from '../errors.js'
 import { createStagingTable, kStagingBytesPerTruncate, prepareMerge, writerSessionSettings, writerTransaction } from './merge-sql.js'
 import { runCopyTransaction } from './copy-transaction.js'
-import { openSession, sessionProfiles } from './session.js'
+import { sessionProfiles } from './session.js'
+import { DatabaseSession } from './database-session.js'
 import { IdCache, type ResolvedIds } from './id-cache.js'
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { isRefusedByDatabase } from '../database-errors.js'
@@ -26,8 +26,6 @@ export interface WriterOptions {
   readonly metrics?: SharedMetrics
 }
 
-const kMinBackoffMs = 50
-const kMaxBackoffMs = 2000
 const kIdlePingMs = 1000
 /** Receipts waiting for their message are looked for this soon after one is stored, then ever less often (doubling) up to the maximum. */
 const kMinSweepMs = 50
@@ -44,7 +42,8 @@ const kMaxSweepMs = 30_000
 export class WriterLoop {
   private readonly queue: RowBatch[] = []
   private queuedRows = 0
-  private client: pg.Client | null = null
+  /** Its connection has the staging tables and prepared merges (merge-sql.ts, receipt-sql.ts), made again on every reconnect. */
+  private readonly session: DatabaseSession
   private wake: (() => void) | null = null
   private stopping = false
   private lastContact = 0
@@ -59,6 +58,12 @@ export class WriterLoop {
 
   constructor (private readonly options: WriterOptions) {
     this.preclaimer = options.preclaim === undefined ? null : new Preclaimer(options.preclaim)
+    this.session = new DatabaseSession(options.databaseUrl, {
+      profile: { ...sessionProfiles.writer, planner: [writerSessionSettings] },
+      prepare: [createStagingTable, prepareMerge, createReceiptStagingTable, prepareReceiptMerge],
+      onConnect: () => this.connected(),
+      onDown: (error) => this.markDown(error)
+    })
   }
 
   enqueue (batch: RowBatch): void {
@@ -73,10 +78,10 @@ export class WriterLoop {
   }
 
   async run (): Promise<void> {
-    let backoff = kMinBackoffMs
+    const backoff = this.session.backoff
     while (!this.stopping || this.queue.length > 0) {
       try {
-        await this.ensureConnected()
+        await this.session.connection()
         if (this.waitingReceipts && Date.now() >= this.nextSweepAt) await this.sweep()
         if (this.queue.length === 0) {
           await this.idle()
@@ -84,16 +89,16 @@ export class WriterLoop {
         }
         await this.gather()
         await this.commitOrIsolate(this.take())
-        backoff = kMinBackoffMs
+        backoff.reset()
       } catch (error) {
-        // Only transient failures reach here; the group is still queued.
+        // Only transient failures reach here; the group is still queued. Reconnecting is cheap and
+        // always safe; a half-broken session is not.
+        this.session.failed(error)
         this.markDown(error)
-        await sleep(backoff)
-        backoff = Math.min(backoff * 2, kMaxBackoffMs)
+        await sleep(backoff.next())
       }
     }
-    await this.client?.end().catch(() => {})
-    this.client = null
+    await this.session.close()
   }
 
   private async idle (): Promise<void> {
@@ -105,7 +110,7 @@ export class WriterLoop {
     })
     this.wake = null
     if (this.queue.length === 0 && !this.stopping && Date.now() - this.lastContact >= kIdlePingMs && !(this.waitingReceipts && Date.now() >= this.nextSweepAt)) {
-      await this.client!.query('SELECT 1') // a health check while idle keeps /readyz truthful
+      await this.session.query('SELECT 1') // a health check while idle keeps /readyz truthful
       this.markUp()
     }
   }
@@ -203,7 +208,7 @@ export class WriterLoop {
   }
 
   private async commit (group: RowBatch[]): Promise<{ inserted: number, claimed: number, attachments: number, byChannel: Record<string, number>, preclaimed: Preclaimed | null }> {
-    const client = this.client!
+    const client = this.session.client!
     const preclaim = this.preclaimer?.batch(rowCount(group))
     const annotated = group.map((b) => this.cache.annotate(b.rows, preclaim?.claimMs))
     const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
@@ -238,7 +243,7 @@ export class WriterLoop {
   /** Stores a group of receipt requests; answers their slots as committed (nothing for dispatch to do). */
   private async commitReceipts (group: RowBatch[]): Promise<void> {
     const started = performance.now()
-    const client = this.client!
+    const client = this.session.client!
     let counts: ReceiptCounts
     try {
       const results = await runCopyTransaction(client, receiptTransaction.sql, group.map((b) => b.rows))
@@ -285,7 +290,7 @@ export class WriterLoop {
   private async sweep (): Promise<void> {
     let result
     try {
-      result = await this.client!.query(adoptWaitingEvents)
+      result = await this.session.query(adoptWaitingEvents)
     } catch (error) {
       if (!isRefusedByDatabase(error)) throw error
       this.options.log.error({ code: 'HERMES_ERR_RECEIPT_SWEEP', err: error instanceof Error ? error.message : String(error) }, 'could not link waiting receipts to their messages; trying again later')
@@ -301,24 +306,8 @@ export class WriterLoop {
     this.nextSweepAt = Date.now() + this.sweepMs
   }
 
-  private async ensureConnected (): Promise<void> {
-    if (this.client !== null) return
-    const client = await openSession(this.options.databaseUrl, { ...sessionProfiles.writer, planner: [writerSessionSettings] })
-    // A dropped connection emits 'error' outside any query; forget the client so the loop reconnects.
-    client.on('error', (error) => {
-      if (this.client === client) this.client = null
-      this.markDown(error)
-    })
-    try {
-      await client.query(createStagingTable)
-      await client.query(prepareMerge)
-      await client.query(createReceiptStagingTable)
-      await client.query(prepareReceiptMerge)
-    } catch (error) {
-      await client.end().catch(() => {})
-      throw error
-    }
-    this.client = client
+  /** A new connection, its staging tables and merges prepared (the session's `prepare`). */
+  private connected (): void {
     this.stagedBytes = 0 // a new session's staging table is new
     this.markUp()
     if (Atomics.exchange(this.options.status, kWriterReady, 1) === 0) this.options.post({ type: 'ready' })
@@ -333,9 +322,6 @@ export class WriterLoop {
 
   private markDown (error: unknown): void {
     const message = error instanceof Error ? error.message : String(error)
-    // Reconnecting is cheap and always safe; a half-broken session is not.
-    this.client?.end().catch(() => {})
-    this.client = null
     if (Atomics.exchange(this.options.status, kDatabaseUp, 0) === 1) {
       this.options.log.error({ code: 'HERMES_ERR_DATABASE', err: message }, 'database unreachable; retrying')
     }
