@@ -126,6 +126,19 @@ ALTER TABLE message ADD COLUMN IF NOT EXISTS delivery_status text
   CONSTRAINT message_delivery_status_check CHECK (delivery_status IN
     ('queued', 'sending', 'sent', 'delivered', 'read', 'failed', 'undelivered', 'bounce', 'dropped', 'canceled'));
 ALTER TABLE message ADD COLUMN IF NOT EXISTS delivery_updated_at timestamptz;
+-- Room on every page of message for the new versions of its rows: a
+-- receipt's delivery_status change (no indexed column) is then a HOT update,
+-- written beside the old version with no index entry, instead of a new tuple
+-- elsewhere and an entry in each of message's indexes. Set once, unless the
+-- operator chose a fillfactor; pages already full keep their rows until rewritten.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_class c, unnest(c.reloptions) AS o(opt)
+                  WHERE c.oid = 'message'::regclass AND o.opt LIKE 'fillfactor=%') THEN
+    ALTER TABLE message SET (fillfactor = 50);
+  END IF;
+END
+$$;
 -- Receipts name a message by the id its provider gave it.
 CREATE INDEX IF NOT EXISTS message_provider_message_id_idx ON message (provider_message_id)
   WHERE provider_message_id IS NOT NULL;

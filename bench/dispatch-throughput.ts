@@ -27,11 +27,12 @@ const fx = await dispatchFixture(t, {
 const undeliveredSql = "SELECT 1 FROM message WHERE dispatch_status IN ('pending', 'sending') ORDER BY next_attempt_at LIMIT 1"
 
 /** `instances` dispatch threads, each coordinating as a fleet instance of its own (src/fleet/) when `fleet` is set. */
-async function measure (channel: string, instances = 1, fleet = false): Promise<{ perSecond: number; elapsedMs: number; sent: number }> {
+async function measure (channel: string, instances = 1, fleet = false, callbackUrl: string | null = null): Promise<{ perSecond: number; elapsedMs: number; sent: number }> {
   const ids = await fx.insert(channel, count)
   const data: DispatchData = {
     databaseUrl: fx.db.url,
-    providers: Object.values(fx.config.providers),
+    // callbackUrl is what publicUrl gives a Twilio provider: every send then carries StatusCallback.
+    providers: Object.values(fx.config.providers).map((p) => ({ ...p, callbackUrl })),
     channels: Object.values(fx.config.channels),
     logLevel: 'silent',
     ...(fleet ? { fleet: { heartbeatMs: 250, deadAfterMs: 1000, pauseMs: 1000 } } : {})
@@ -94,5 +95,26 @@ if (instances >= 2) {
     const ratio = many.perSecond / one.perSecond
     t.comment(`fleet of 1: ${one.perSecond} sends/s; fleet of ${instances}: ${many.perSecond} sends/s (${ratio.toFixed(2)}x)`)
     t.ok(ratio >= 0.8, `${instances} instances deliver at least 0.8x what one does (${ratio.toFixed(2)}x)`)
+  })
+}
+
+// DISPATCH_BENCH_CALLBACK_PAIRS=N: N interleaved pairs through the fast Twilio, each send with and without
+// StatusCallback (publicUrl set or not), the order alternating so drift on a shared machine cancels out.
+const callbackPairs = Number(process.env['DISPATCH_BENCH_CALLBACK_PAIRS'] ?? 0)
+if (callbackPairs >= 1) {
+  t.test(`${count} messages through the fast Twilio with StatusCallback and without it, ${callbackPairs} interleaved pairs`, async (t) => {
+    const callbackUrl = 'https://hermes.bench.example/callbacks/fast'
+    const ratios: number[] = []
+    for (let pair = 0; pair < callbackPairs; pair++) {
+      const withFirst = pair % 2 === 0
+      const first = await measure('mms', 1, false, withFirst ? callbackUrl : null)
+      const second = await measure('mms', 1, false, withFirst ? null : callbackUrl)
+      const [withCallback, without] = withFirst ? [first, second] : [second, first]
+      t.equal(withCallback.sent + without.sent, 2 * count, 'every message stored as sent')
+      ratios.push(withCallback.perSecond / without.perSecond)
+      t.comment(`pair ${pair + 1} (${withFirst ? 'with' : 'without'} first): with StatusCallback ${withCallback.perSecond} sends/s, without ${without.perSecond} sends/s (${ratios.at(-1)!.toFixed(2)}x)`)
+    }
+    const sorted = [...ratios].sort((a, b) => a - b)
+    t.comment(`with/without StatusCallback: median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)}x, range ${sorted[0]!.toFixed(2)}-${sorted.at(-1)!.toFixed(2)}x`)
   })
 }

@@ -46,6 +46,7 @@ import { freePort } from '../src/harness/free-port.js'
 import { createLogger } from '../src/log.js'
 import { resolveConfig } from '../src/config.js'
 import { prepareDatabase } from '../src/store/schema.js'
+import { cpuDelta, readCpu, threadIdsPreload, type Sources } from './cpu-split.js'
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url))
 const secret = 'bench-secret'
@@ -157,7 +158,7 @@ for (const [name, value] of [['connections', connections], ['durable-connections
   if (!(Number.isInteger(value) && value > 0)) throw new Error(`--${name} must be a positive integer`)
 }
 
-interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string, readonly recordsPerTask: number | null, readonly dispatchedPerSecond: number | null, readonly preclaimedShare: number | null }
+interface HttpRun extends WrkResult { readonly confirmed: number, readonly distinctAccepted: number, readonly cpu: number, readonly postgresCpu: number, readonly commitP99: number | null, readonly rssBefore: number, readonly rssAfter: number, readonly busiestThread: string, readonly recordsPerTask: number | null, readonly dispatchedPerSecond: number | null, readonly preclaimedShare: number | null, readonly cpuSplit: Record<string, number> | null }
 
 async function main (): Promise<void> {
   await ensureWrk()
@@ -266,15 +267,22 @@ async function main (): Promise<void> {
     /** Messages the writer handed to dispatch pre-claimed (the rest needed a claim statement). */
     const preclaims = (m: Map<string, number>): number => [...m].filter(([k]) => k.startsWith('hermes_dispatch_preclaimed_total{')).reduce((sum, [, v]) => sum + v, 0)
 
-    const startHermes = async (extra: Record<string, unknown>): Promise<Server> => {
+    /** Hermes with its threads named (bench/thread-ids.cjs), so that the CPU of a window splits per thread and per PostgreSQL session. */
+    const startHermes = async (extra: Record<string, unknown>): Promise<{ server: Server, sources: Sources }> => {
       const file = join(work, `hermes-${Date.now()}.json`)
+      const threadsFile = join(work, `threads-${Date.now()}.txt`)
       writeFileSync(file, JSON.stringify({ ...configObject, port: await freePort(), ...extra }))
-      return await startServer(here('../src/main.js'), ['--config', file], {}, (l) => l['msg'] === 'hermes started' ? l['port'] as number : undefined, hermesNodeArgs)
+      const server = await startServer(here('../src/main.js'), ['--config', file], { BENCH_THREADS_FILE: threadsFile }, (l) => l['msg'] === 'hermes started' ? l['port'] as number : undefined, [...hermesNodeArgs, '--require', threadIdsPreload])
+      // Threads start in this order (src/hermes.ts): writer, dispatch, then the Piscina workers.
+      const label = (id: number): string => id === 0 ? 'main' : id === 1 ? 'writer' : id === 2 ? 'dispatch' : `worker-${id - 3}`
+      const sources: Sources = { nodes: [{ prefix: 'hermes', pid: server.child.pid!, threadsFile, label }], processes: [{ label: 'fake provider', pid: fake.child.pid! }], client, databases: [new URL(databaseUrl).pathname.slice(1) || 'postgres'], postgresGroup: (name) => `postgres ${name === 'unnamed' ? 'bench client' : name}` }
+      return { server, sources }
     }
 
     const httpRun = async (scenario: Scenario, conns: number, seconds: number, rate?: number): Promise<HttpRun> => {
       await reset()
       let server: Server
+      let sources: Sources | null = null
       const hermes = scenario === 'durable' || scenario === 'durable-half' || scenario === 'enqueued' || scenario === 'overload' || scenario === 'twilio' || scenario === 'receipts'
       const nativeFiles = scenario === 'twilio' || scenario === 'receipts' ? native.get(scenario)! : undefined
       const target: WrkTarget = nativeFiles === undefined
@@ -290,7 +298,7 @@ async function main (): Promise<void> {
       else if (scenario === 'naive') server = await startServer(here('./naive-server.js'), [], { PORT: String(await freePort()), DATABASE_URL: databaseUrl, SECRET: secret }, listeningPort)
       // Overload: a ring smaller than the connections, so that a closed-loop load generator
       // offers more than the pipeline absorbs and back-pressure shows as 503s.
-      else server = await startHermes(scenario === 'enqueued' ? { ack: 'enqueued' } : scenario === 'overload' ? { buffer: { maxMessages: Math.max(10, Math.floor(conns / 4)), maxBytes: 4 * 2 ** 20 } } : {})
+      else ({ server, sources } = await startHermes(scenario === 'enqueued' ? { ack: 'enqueued' } : scenario === 'overload' ? { buffer: { maxMessages: Math.max(10, Math.floor(conns / 4)), maxBytes: 4 * 2 ** 20 } } : {}))
       const acceptedDir = join(work, `accepted-${scenario}-${Date.now()}`)
       mkdirSync(acceptedDir)
       const pid = server.child.pid!
@@ -306,15 +314,18 @@ async function main (): Promise<void> {
       const preclaimedBefore = before === null ? 0 : preclaims(before)
       const cpu0 = cpuSeconds(pid)
       const pg0 = cpuSecondsOf('postgres')
+      const split0 = sources === null ? null : await readCpu(sources)
       let result: WrkResult
       let metrics: Map<string, number> | null = null
       let cpu: number
       let postgresCpu: number
       let rssAfter: number
+      let cpuSplit: Record<string, number> | null = null
       try {
         result = await runWrk({ port: server.port, requestsFile: measuredFile, duration: seconds, connections: conns, target, ...(hermes || scenario === 'naive' ? { acceptedDir } : {}), ...pacing })
         cpu = cpuSeconds(pid) - cpu0
         postgresCpu = cpuSecondsOf('postgres') - pg0
+        if (sources !== null && split0 !== null) cpuSplit = cpuDelta(split0, await readCpu(sources))
         rssAfter = rssBytes(pid)
         if (hermes) metrics = await scrape(server.port)
       } finally {
@@ -340,7 +351,8 @@ async function main (): Promise<void> {
         // Delivery runs beside ingest on the same cores; whether it kept pace belongs in the report.
         dispatchedPerSecond: metrics === null ? null : (providerSends(metrics) - sentBefore) / seconds,
         // Of the messages handed to dispatch in the window, how many came pre-claimed by the writer.
-        preclaimedShare: metrics === null ? null : (preclaims(metrics) - preclaimedBefore) / Math.max(1, providerSends(metrics) - sentBefore)
+        preclaimedShare: metrics === null ? null : (preclaims(metrics) - preclaimedBefore) / Math.max(1, providerSends(metrics) - sentBefore),
+        cpuSplit
       }
     }
 
@@ -371,6 +383,11 @@ async function main (): Promise<void> {
         const r = await httpRun(scenario, conns, scenario === 'overload' ? overloadSeconds : duration, rate)
         results.set(scenario, [...(results.get(scenario) ?? []), r])
         process.stderr.write(`${scenario} run ${run}: ${rate === undefined ? '' : `sent at ${rate}/s, `}${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, 202=${r.accepted} confirmed=${r.confirmed} 503=${r.refused} other=${r.other}\n`)
+        // Where the window's CPU went, in ms per request stored: what makes one scenario dearer than another.
+        if (r.cpuSplit !== null && r.confirmed > 0) {
+          const perStored = Object.entries(r.cpuSplit).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(1000 * v / r.confirmed).toFixed(3)}`)
+          process.stderr.write(`  cpu ms per stored request: ${perStored.join(', ')}\n`)
+        }
       }
     }
 

@@ -25,11 +25,15 @@ t.test('an older database gains the new columns and tables, and its sent message
   const columns = (await db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'message' AND column_name IN ('subject', 'delivery_status', 'delivery_updated_at') ORDER BY 1")).rows.map((r) => r.column_name)
   t.same(columns, ['delivery_status', 'delivery_updated_at', 'subject'])
   t.same((await db.query("SELECT body, delivery_status, subject FROM message WHERE external_id = 'old-1'")).rows, [{ body: 'from before', delivery_status: null, subject: null }], 'the old row reads as before')
+  const fillfactor = async (): Promise<unknown> => (await db.query("SELECT reloptions FROM pg_class WHERE oid = 'message'::regclass")).rows[0].reloptions
+  t.same(await fillfactor(), ['fillfactor=50'], 'message leaves room on its pages for receipts to update rows in place')
   const params = { MessageSid: 'SMold0001', MessageStatus: 'delivered' }
   const answer = await send('POST', `${h.base}/callbacks/twilio`, formBody(params), twilioHeaders('tok', 'https://hermes.example.com/callbacks/twilio', params))
   t.equal(answer.status, 200)
   t.equal((await db.query("SELECT delivery_status FROM message WHERE external_id = 'old-1'")).rows[0].delivery_status, 'delivered')
   await h.hermes.stop()
+  await db.query('ALTER TABLE message SET (fillfactor = 80)')
   const again = await startTestHermes(t, { channels: { sms: { provider: 'twilio', secrets: ['s'] } }, providers: { twilio: { kind: 'twilio', baseUrl: 'http://127.0.0.1:9', accountSid: 'AC1', authToken: 'tok' } } }, db)
   t.ok(again.hermes.port > 0, 'applying the schema again is idempotent')
+  t.same(await fillfactor(), ['fillfactor=80'], 'a fillfactor the operator chose is kept')
 })

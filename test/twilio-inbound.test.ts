@@ -1,6 +1,7 @@
 // A Twilio number pointed straight at Hermes: inbound SMS/MMS in Twilio's own form encoding,
 // signed by the official library, stored once and answered with empty TwiML after the commit.
 import t from 'tap'
+import { Agent, request } from 'node:http'
 import { send, startTestHermes, type HttpAnswer, type TestHermes } from './helpers/hermes.js'
 import { formBody, inboundSms, twilioHeaders, validateRequest, type Params } from './helpers/twilio.js'
 import { until } from '../src/harness/wait.js'
@@ -64,6 +65,31 @@ t.test('MMS media become attachments in order', async (t) => {
   const params = inboundSms({ NumMedia: '2', MediaUrl0: 'https://api.twilio.com/m/0', MediaContentType0: 'image/png', MediaUrl1: 'https://api.twilio.com/m/1', MediaContentType1: 'image/jpeg' })
   t.equal((await postTwilio('/webhooks/mms', params, 'token-new')).status, 200)
   t.same((await stored(params['MessageSid'] as string))[0]!['attachments'], ['https://api.twilio.com/m/0', 'https://api.twilio.com/m/1'])
+})
+
+t.test('one keep-alive connection carries inbound SMS after inbound SMS, each answered with TwiML', async (t) => {
+  // A proxy in front of Hermes reuses its connections: the request after a TwiML answer must be read too.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const reused: boolean[] = []
+  for (let i = 0; i < 3; i++) {
+    const params = inboundSms()
+    const answer = await new Promise<{ status: number, text: string }>((resolve, reject) => {
+      const req = request(`${h.base}/webhooks/sms`, { method: 'POST', agent, headers: twilioHeaders('token-sms', PUBLIC + '/webhooks/sms', params), timeout: 5000 }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }))
+        res.on('error', reject)
+      })
+      req.on('timeout', () => req.destroy(new Error(`request ${i + 1} on the kept-alive connection was not answered within 5 s`)))
+      req.on('error', reject)
+      req.end(formBody(params))
+      reused.push(req.reusedSocket)
+    })
+    t.same(answer, { status: 200, text: TWIML }, `request ${i + 1}`)
+    t.equal((await stored(params['MessageSid'] as string)).length, 1, `request ${i + 1} stored`)
+  }
+  t.same(reused, [false, true, true], 'the second and third went over the first one\'s connection')
 })
 
 t.test('a repeated MessageSid is stored once and answered 200 each time', async (t) => {

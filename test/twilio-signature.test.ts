@@ -43,6 +43,15 @@ t.test('form decoding: + is a space, %2B is +, empty fields count, names sort by
   t.equal(twilioParamString(form.params), 'B2Bodya b+cEmoji😀MediaUrl10xMediaUrl2yToCitya1')
 })
 
+t.test('characters sent unescaped beside escapes are kept whole, an emoji included', async (t) => {
+  // A sender that escapes only some characters: the unescaped ones are already text and stay as they are.
+  const form = parseForm(Buffer.from('Body=%F0%9F%98%80+😀+%C3%A9é&To=%2B1😀'))
+  t.ok(form.ok)
+  if (!form.ok) return
+  t.same(form.params, [['Body', '😀 😀 éé'], ['To', '+1😀']])
+  t.equal(parseForm(Buffer.from('Body=%F0%9F😀')).ok, false, 'an escaped sequence cut short by an unescaped character is refused')
+})
+
 t.test('repeated names contribute each distinct value, sorted, as the library does', async (t) => {
   const params = { Tag: ['b', 'a', 'b'], X: '1' }
   const form = parseForm(Buffer.from(formBody(params)))

@@ -110,6 +110,7 @@ export function sendSuccess (res: HttpResponse, requestId: string, kind: Success
     return
   }
   res.cork(() => {
+    if (paused.delete(res)) res.resume() // else the connection's next request is never read
     res.writeStatus('200 OK')
     res.writeHeader('content-type', 'text/xml')
     res.writeHeader('x-request-id', requestId)

@@ -10,28 +10,18 @@ export type FormParams = ReadonlyArray<readonly [name: string, value: string]>
 export type FormResult = { readonly ok: true, readonly params: FormParams } | { readonly ok: false, readonly problem: string }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
-const kHex = /^[0-9A-Fa-f]{2}$/
 
+/**
+ * One name or value. decodeURIComponent refuses exactly what this must: a
+ * broken escape, and escaped bytes that are not whole UTF-8 sequences
+ * (unescaped characters are already whole, the body having been decoded
+ * strictly), and it runs natively rather than byte by byte.
+ */
 function decodeComponent (text: string): string | null {
   const plain = text.includes('+') ? text.replace(/\+/g, ' ') : text
   if (!plain.includes('%')) return plain
-  const bytes: number[] = []
-  for (let i = 0; i < plain.length; i++) {
-    const ch = plain.charCodeAt(i)
-    if (ch === 0x25) {
-      const hex = plain.slice(i + 1, i + 3)
-      if (!kHex.test(hex)) return null
-      bytes.push(parseInt(hex, 16))
-      i += 2
-    } else if (ch < 0x80) {
-      bytes.push(ch)
-    } else {
-      // A non-ASCII character sent unescaped: keep it as its UTF-8 bytes.
-      for (const b of Buffer.from(plain[i]!, 'utf8')) bytes.push(b)
-    }
-  }
   try {
-    return utf8.decode(new Uint8Array(bytes))
+    return decodeURIComponent(plain)
   } catch {
     return null
   }

@@ -52,19 +52,23 @@ export function urlCandidates (url: string): string[] {
   return withoutPort === withPort ? [url] : [withoutPort, withPort]
 }
 
-/** Whether `header` is the signature of (url, params) under any token, compared in constant time. */
+/**
+ * Whether `header` is the signature of (url, params) under any token. Each
+ * comparison is constant-time; the search stops at the first match, as the
+ * official validateRequest does: how many tries a valid signature took says
+ * which URL form or token signed it, nothing about any token.
+ */
 export function verifyTwilioSignature (tokens: readonly string[], header: string, url: string, params: FormParams): boolean {
   const candidate = Buffer.from(header, 'latin1')
   const paramString = twilioParamString(params)
-  let valid = false
+  const urls = urlCandidates(url)
   for (const token of tokens) {
-    for (const candidateUrl of urlCandidates(url)) {
+    for (const candidateUrl of urls) {
       const expected = Buffer.from(twilioSignature(token, candidateUrl, paramString), 'latin1')
-      // No early exit: every token and URL form costs the same whether or not one matched.
-      if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) valid = true
+      if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) return true
     }
   }
-  return valid
+  return false
 }
 
 /** The URL Twilio called: publicUrl (else http:// + Host), then the path and the raw query. */
