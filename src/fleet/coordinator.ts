@@ -218,7 +218,8 @@ export class FleetCoordinator {
       const done = stats.sent + stats.retried + stats.failed
       const rate = (done - state.sent) / seconds
       state.sent = done
-      if (state.queuedSeen || stats.queued > 0 || rate >= 0.5 * state.share.perSecond) busy.push(name)
+      // A held instance (no share) sends nothing and so is not busy by its rate; else it would claim a share every other beat.
+      if (state.queuedSeen || stats.queued > 0 || (state.share.perSecond > 0 && rate >= 0.5 * state.share.perSecond)) busy.push(name)
       state.queuedSeen = false
     }
     return busy
