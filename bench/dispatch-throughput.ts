@@ -35,7 +35,7 @@ async function measure (channel: string, instances = 1, fleet = false, callbackU
     providers: Object.values(fx.config.providers).map((p) => ({ ...p, callbackUrl })),
     channels: Object.values(fx.config.channels),
     logLevel: 'silent',
-    ...(fleet ? { fleet: { heartbeatMs: 250, deadAfterMs: 1000, pauseMs: 1000 } } : {})
+    ...(fleet ? { fleet: { heartbeatMs: 250, deadAfterMs: 1000, pauseMs: 1000, maxPauseMs: 60_000 } } : {})
   }
   const workers = await Promise.all(Array.from({ length: instances }, async () => {
     const worker = new Worker(new URL('../workers/dispatch.js', import.meta.url), { workerData: data })

@@ -13,7 +13,10 @@
  * --half-rate N (durable-half at a fixed N/s instead of half of durable's: the
  * same load for two builds being compared; its target is then not judged),
  * --provider-rate N (the provider's rate limit per second; default out of
- * the way, so dispatch keeps up with ingest and competes with it for CPU).
+ * the way, so dispatch keeps up with ingest and competes with it for CPU),
+ * --instances N (the `fleet` scenario: durable ingest and delivery through N
+ * instances sharing the database, each loaded by a wrk of its own, beside
+ * `durable`'s one instance in the same run; alone it runs just those two).
  *
  * Durable Hermes is loaded with more connections than the others. Each
  * durable answer waits for its batch's commit, so a closed-loop load of N
@@ -58,7 +61,9 @@ const twilioToken = 'bench'
 // Minutes each (a rate search; a peer with its own database), so only run when listed.
 const endToEndScenarios = ['sustained', 'peer'] as const
 type EndToEndScenario = typeof endToEndScenarios[number]
-type Scenario = typeof allScenarios[number] | EndToEndScenario
+/** N instances on one database (--instances N), judged against durable's one instance in the same run. */
+const fleetScenario = 'fleet' as const
+type Scenario = typeof allScenarios[number] | EndToEndScenario | typeof fleetScenario
 const isEndToEnd = (s: Scenario): s is EndToEndScenario => (endToEndScenarios as readonly string[]).includes(s)
 
 const usage = `Usage: npm run bench -- [options]
@@ -78,6 +83,9 @@ Options:
   --out DIR                  where the JSON and SVG reports go (bench/results)
   --provider-rate N          the provider's rate limit per second (1000000: out of the way)
   --half-rate N              durable-half at a fixed N requests/s instead of half of durable's
+  --instances N              add the fleet scenario: durable ingest and delivery through N instances on
+                             one database, each loaded by its own wrk with 1/N of durable's connections,
+                             beside durable's one instance in the same run (alone: --scenarios durable,fleet)
   --sustained-seconds S      sustained: measured seconds per rate step (60; 10 with --quick)
   --sustained-warmup S       sustained: warm-up seconds per step (10; 2 with --quick)
   --sustained-steps N        sustained: rate steps of the search (5; 3 with --quick)
@@ -108,6 +116,7 @@ function parseBenchArgs () {
       out: stringOption,
       'provider-rate': stringOption,
       'half-rate': stringOption,
+      instances: stringOption,
       'sustained-seconds': stringOption,
       'sustained-warmup': stringOption,
       'sustained-steps': stringOption,
@@ -142,11 +151,19 @@ const runs = Number(option('runs', quick ? '1' : '3'))
 const overloadSeconds = Number(option('overload', quick ? '5' : '30'))
 const storageRows = Number(option('rows', quick ? '20000' : '100000'))
 const workload = option('workload', 'repeat') as 'repeat' | 'cold'
-const scenarios = option('scenarios', allScenarios.join(',')).split(',') as Scenario[]
+const instances = Number(option('instances', '1'))
+if (!(Number.isInteger(instances) && instances >= 1 && instances <= 8)) throw new Error('--instances must be an integer from 1 to 8')
+// --instances alone runs durable and the fleet beside it; with --scenarios the fleet comes last.
+const scenarios = option('scenarios', instances > 1 ? `durable,${fleetScenario}` : allScenarios.join(',')).split(',') as Scenario[]
+if (instances > 1 && !scenarios.includes(fleetScenario)) scenarios.push(fleetScenario)
+if (scenarios.includes(fleetScenario) && instances < 2) throw new Error('the fleet scenario needs --instances N (2 or more)')
+if (scenarios.includes(fleetScenario) && !(scenarios.indexOf('durable') >= 0 && scenarios.indexOf('durable') < scenarios.indexOf(fleetScenario))) {
+  throw new Error('the fleet scenario is judged against durable\'s one instance in the same run: list durable before it in --scenarios')
+}
 const outDir = option('out', here('../../bench/results'))
 const providerRate = Number(option('provider-rate', '1000000'))
 if (!(providerRate > 0)) throw new Error('--provider-rate must be a positive number')
-for (const s of scenarios) if (![...allScenarios, ...endToEndScenarios].includes(s)) throw new Error(`unknown scenario ${s}; known: ${[...allScenarios, ...endToEndScenarios].join(', ')}`)
+for (const s of scenarios) if (![...allScenarios, ...endToEndScenarios, fleetScenario].includes(s)) throw new Error(`unknown scenario ${s}; known: ${[...allScenarios, ...endToEndScenarios, fleetScenario].join(', ')}`)
 if (scenarios.some(isEndToEnd)) sustainedOptions(quick) // checks the --sustained-* options before anything starts
 // A fixed rate for durable-half instead of half of durable's: latency compared between two builds at the same load.
 const halfRate = option('half-rate', '') === '' ? undefined : Number(option('half-rate', ''))
@@ -208,6 +225,12 @@ async function main (): Promise<void> {
     // ids of their own so that the measured requests are all new to it.
     const warmupFile = join(work, 'warmup.txt')
     await generateRequests(warmupFile, quick ? 20_000 : 50_000, secret, workload, `w${Date.now().toString(36)}`)
+    // The fleet's instances each get ids of their own (the first one durable's), so none of their work is a duplicate of another's.
+    const fleetFiles = [requestsFile]
+    for (let i = 1; scenarios.includes(fleetScenario) && i < instances; i++) {
+      fleetFiles.push(join(work, `requests-${i}.txt`))
+      await generateRequests(fleetFiles[i]!, quick ? 100_000 : 200_000, secret, workload, `f${i}${Date.now().toString(36)}`)
+    }
     // The provider-native scenarios: inbound SMS forms, and status callbacks for messages stored beforehand.
     const native = new Map<'twilio' | 'receipts', { file: string, warmup: string, runId: string, warmupRunId: string, count: number, warmupCount: number }>()
     for (const scenario of ['twilio', 'receipts'] as const) {
@@ -267,10 +290,11 @@ async function main (): Promise<void> {
     /** Messages the writer handed to dispatch pre-claimed (the rest needed a claim statement). */
     const preclaims = (m: Map<string, number>): number => [...m].filter(([k]) => k.startsWith('hermes_dispatch_preclaimed_total{')).reduce((sum, [, v]) => sum + v, 0)
 
+    let configFiles = 0
     /** Hermes with its threads named (bench/thread-ids.cjs), so that the CPU of a window splits per thread and per PostgreSQL session. */
     const startHermes = async (extra: Record<string, unknown>): Promise<{ server: Server, sources: Sources }> => {
-      const file = join(work, `hermes-${Date.now()}.json`)
-      const threadsFile = join(work, `threads-${Date.now()}.txt`)
+      const file = join(work, `hermes-${++configFiles}.json`)
+      const threadsFile = join(work, `threads-${configFiles}.txt`)
       writeFileSync(file, JSON.stringify({ ...configObject, port: await freePort(), ...extra }))
       const server = await startServer(here('../src/main.js'), ['--config', file], { BENCH_THREADS_FILE: threadsFile }, (l) => l['msg'] === 'hermes started' ? l['port'] as number : undefined, [...hermesNodeArgs, '--require', threadIdsPreload])
       // Threads start in this order (src/hermes.ts): writer, dispatch, then the Piscina workers.
@@ -356,6 +380,76 @@ async function main (): Promise<void> {
       }
     }
 
+    /**
+     * Durable ingest through `instances` Hermes processes on the one database (the fleet of docs/fleet.md,
+     * default fleet settings), each loaded by a wrk of its own with an equal part of `conns`, so the
+     * load generator's threads and connections are those of the one-instance run. Delivery runs in every
+     * instance beside ingest, on the provider limits split between them.
+     */
+    const fleetRun = async (conns: number, seconds: number): Promise<HttpRun> => {
+      await reset()
+      const servers = await Promise.all(Array.from({ length: instances }, async () => (await startHermes({})).server))
+      try {
+        // A newcomer sends nothing until the others have shrunk their shares (two heartbeats): wait for every share.
+        const deadline = Date.now() + 30_000
+        while (!(await Promise.all(servers.map(async (s) => (await scrape(s.port)).get('hermes_fleet_share_concurrency{provider="twilio"}') ?? 0))).every((c) => c > 0)) {
+          if (Date.now() > deadline) throw new Error('the fleet never split its provider limits')
+          await new Promise((resolve) => setTimeout(resolve, 100))
+        }
+        const threads = Math.max(1, Math.floor(2 / instances))
+        const part = Math.max(threads, Math.floor(conns / instances))
+        await Promise.all(servers.map(async (s) => await runWrk({ port: s.port, requestsFile: warmupFile, duration: warmupSeconds, connections: part, threads })))
+        const dirs = servers.map((_, i) => join(work, `accepted-fleet-${i}-${Date.now()}`))
+        for (const dir of dirs) mkdirSync(dir)
+        const before = await Promise.all(servers.map(async (s) => await scrape(s.port)))
+        const pids = servers.map((s) => s.child.pid!)
+        const rssBefore = pids.reduce((sum, pid) => sum + rssBytes(pid), 0)
+        const cpu0 = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+        const pg0 = cpuSecondsOf('postgres')
+        const results = await Promise.all(servers.map(async (s, i) => await runWrk({ port: s.port, requestsFile: fleetFiles[i]!, duration: seconds, connections: part, threads, acceptedDir: dirs[i]! })))
+        const cpu = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpu0
+        const postgresCpu = cpuSecondsOf('postgres') - pg0
+        const rssAfter = pids.reduce((sum, pid) => sum + rssBytes(pid), 0)
+        const after = await Promise.all(servers.map(async (s) => await scrape(s.port)))
+        await Promise.all(servers.map(async (s) => await stopServer(s)))
+        const confirmed = await Promise.all(dirs.map(async (dir) => await confirm(dir)))
+        const sum = (f: (r: WrkResult) => number): number => results.reduce((a, r) => a + f(r), 0)
+        const max = (f: (r: WrkResult) => number): number => Math.max(...results.map(f))
+        const sent = after.reduce((a, m, i) => a + providerSends(m) - providerSends(before[i]!), 0)
+        const preclaimed = after.reduce((a, m, i) => a + preclaims(m) - preclaims(before[i]!), 0)
+        const threadsOf = after.flatMap((m, i) => [...m].filter(([k]) => k.startsWith('hermes_event_loop_utilization{')).map(([k, v]) => [`#${i + 1} ${/thread="([^"]+)"/.exec(k)![1]}`, v] as const))
+        const busiest = threadsOf.sort((a, b) => b[1] - a[1])[0]
+        const commitP99s = after.map((m) => quantile(m, 'hermes_commit_latency_seconds', 0.99)).filter((q): q is number => q !== null)
+        return {
+          rps: sum((r) => r.rps),
+          // Latency: the worse instance's (the load balancer's clients see both).
+          p50: max((r) => r.p50),
+          p99: max((r) => r.p99),
+          p999: max((r) => r.p999),
+          accepted: sum((r) => r.accepted),
+          refused: sum((r) => r.refused),
+          retryAfter: sum((r) => r.retryAfter),
+          other: sum((r) => r.other),
+          requests: sum((r) => r.requests),
+          socketErrors: sum((r) => r.socketErrors),
+          confirmed: confirmed.reduce((a, c) => a + c.stored, 0),
+          distinctAccepted: confirmed.reduce((a, c) => a + c.distinct, 0),
+          cpu,
+          postgresCpu,
+          rssBefore,
+          rssAfter,
+          commitP99: commitP99s.length === 0 ? null : Math.max(...commitP99s),
+          busiestThread: busiest === undefined ? '' : `${busiest[0]} ${busiest[1].toFixed(2)}`,
+          recordsPerTask: null,
+          dispatchedPerSecond: sent / seconds,
+          preclaimedShare: preclaimed / Math.max(1, sent),
+          cpuSplit: null
+        }
+      } finally {
+        await Promise.all(servers.map(async (s) => await stopServer(s)))
+      }
+    }
+
     const endToEnd = new EndToEnd({ work, client, databaseUrl, secret, configObject, fake, hermesNodeArgs, warmupFile, requestsFile, workload, quick, duration, warmupSeconds, durableConnections, reset, scrape })
     cleanup.push(async () => await endToEnd.close())
     const results = new Map<Scenario, HttpRun[]>()
@@ -377,6 +471,14 @@ async function main (): Promise<void> {
           continue
         }
         if (scenario === 'overload' && run > 1) continue
+        if (scenario === fleetScenario) {
+          const r = await fleetRun(durableConnections, duration)
+          results.set(scenario, [...(results.get(scenario) ?? []), r])
+          const one = results.get('durable')?.at(-1)
+          process.stderr.write(`${scenario} run ${run}: ${instances} instances, ${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms, 202=${r.accepted} confirmed=${r.confirmed} 503=${r.refused} other=${r.other}, delivered ${r.dispatchedPerSecond!.toFixed(0)}/s` +
+            (one === undefined ? '' : `; / durable's one instance: ingest ${(r.confirmed / one.confirmed).toFixed(2)}, delivery ${(r.dispatchedPerSecond! / one.dispatchedPerSecond!).toFixed(2)}`) + '\n')
+          continue
+        }
         // durable-half's connections only need to outnumber the requests in flight at its rate.
         const conns = scenario === 'durable' || scenario === 'twilio' || scenario === 'receipts' ? durableConnections : scenario === 'durable-half' ? Math.max(2, Math.floor(durableConnections / 4)) : scenario === 'overload' ? connections * 8 : connections
         const rate = scenario === 'durable-half' ? halfRate ?? Math.max(1, Math.round(results.get('durable')!.at(-1)!.confirmed / duration / 2)) : undefined
@@ -438,8 +540,20 @@ async function main (): Promise<void> {
       { name: 'overload RSS growth', value: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1, goal: '< 0.10', pass: overload === undefined ? null : overload.rssAfter / overload.rssBefore - 1 < 0.1, detail: '' },
       { name: 'overload lost (202 not in the database)', value: overload === undefined ? null : overload.distinctAccepted - overload.confirmed, goal: '0', pass: overload === undefined ? null : overload.distinctAccepted === overload.confirmed, detail: '' }
     ]
+    if (scenarios.includes(fleetScenario)) {
+      // Each run's fleet against the durable run just before it (an interleaved pair), then the medians' ratio.
+      const fleetRuns = results.get(fleetScenario) ?? []
+      const oneRuns = results.get('durable') ?? []
+      const pairs = (f: (r: HttpRun) => number): string => fleetRuns.map((r, i) => oneRuns[i] === undefined ? '?' : (f(r) / f(oneRuns[i]!)).toFixed(2)).join(', ')
+      const delivered = (rs: HttpRun[]): number => median(rs.map((r) => r.dispatchedPerSecond ?? 0))
+      const deliveryRatio = oneRuns.length === 0 || delivered(oneRuns) === 0 ? null : delivered(fleetRuns) / delivered(oneRuns)
+      targets.push(
+        { name: `fleet of ${instances} / one instance: durable ingest`, value: ratio(fleetScenario, 'durable'), goal: '(reported)', pass: null, detail: `pairs ${pairs((r) => r.confirmed)}; ${by(fleetScenario)?.note ?? ''}` },
+        { name: `fleet of ${instances} / one instance: delivery`, value: deliveryRatio, goal: '(reported)', pass: null, detail: `pairs ${pairs((r) => r.dispatchedPerSecond ?? 0)}; delivered ${delivered(fleetRuns).toFixed(0)}/s vs ${delivered(oneRuns).toFixed(0)}/s` }
+      )
+    }
     targets.push(...endToEnd.targets((results.get('durable') ?? []).map((r) => r.confirmed / duration)))
-    const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, node: process.version, postgres: postgresVersion, load: `wrk -t2 (pre-signed requests, bench/wrk/post.lua)`, workload, providerRate, duration: `${duration}s`, connections, durableConnections, runs }
+    const machine = { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, node: process.version, postgres: postgresVersion, load: `wrk -t2 (pre-signed requests, bench/wrk/post.lua)`, workload, providerRate, duration: `${duration}s`, connections, durableConnections, runs, instances }
     printReport(machine, summaries, targets)
     const files = writeReport(outDir, { machine, targets, raw: Object.fromEntries([...results].map(([k, v]) => [k, v])), storage: Object.fromEntries(storage), endToEnd: endToEnd.data() }, summaries)
     console.log(`results: ${files.json}\nchart:   ${files.svg}`)

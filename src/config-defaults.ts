@@ -53,8 +53,8 @@ export function topLevelDefaults (cwd: string) {
     // days null: keep every message forever. A sweep runs within a minute of start (firstSweepMs), then every intervalMs.
     retention: { days: null, intervalMs: 600_000, firstSweepMs: 30_000, batchRows: 5000 },
     // Instances heartbeat every heartbeatMs; one silent for deadAfterMs is dead and its share of every provider limit is split
-    // among the others. A 429 pauses the provider for the whole fleet for pauseMs.
-    fleet: { heartbeatMs: 1000, deadAfterMs: 3000, pauseMs: 1000 },
+    // among the others. A 429 pauses the provider for the whole fleet for its Retry-After (pauseMs without one), at most maxPauseMs.
+    fleet: { heartbeatMs: 1000, deadAfterMs: 3000, pauseMs: 1000, maxPauseMs: 60_000 },
     database: { url: null, embeddedDir: join(cwd, '.hermes', 'postgres'), embeddedPort: 54_320 },
     logLevel: 'info',
     shutdownTimeoutMs: 15_000

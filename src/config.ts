@@ -63,7 +63,7 @@ export interface HermesConfig {
   /** Deletes messages whose dispatch ended more than `days` after receipt (null: keep forever), in batches of batchRows (src/fleet/retention.ts). */
   readonly retention: { readonly days: number | null; readonly intervalMs: number; readonly firstSweepMs: number; readonly batchRows: number }
   /** Instances sharing a database split each provider's limits (src/fleet/): heartbeat period, silence after which an instance counts as dead, fleet-wide pause after a 429. */
-  readonly fleet: { readonly heartbeatMs: number; readonly deadAfterMs: number; readonly pauseMs: number }
+  readonly fleet: { readonly heartbeatMs: number; readonly deadAfterMs: number; readonly pauseMs: number; readonly maxPauseMs: number }
   readonly database: { readonly url: string | null; readonly embeddedDir: string; readonly embeddedPort: number }
   readonly channels: Readonly<Record<string, ChannelConfig>>
   readonly providers: Readonly<Record<string, ProviderConfig>>
@@ -217,11 +217,12 @@ export function resolveConfig (raw: unknown, env: NodeJS.ProcessEnv = process.en
     firstSweepMs: c.int(ret.firstSweepMs, 'retention.firstSweepMs', timer, d.retention.firstSweepMs),
     batchRows: c.int(ret.batchRows, 'retention.batchRows', { min: 1, max: 100_000 }, d.retention.batchRows)
   }
-  const fl = c.object(file.fleet, 'fleet', ['heartbeatMs', 'deadAfterMs', 'pauseMs']) ?? {}
+  const fl = c.object(file.fleet, 'fleet', ['heartbeatMs', 'deadAfterMs', 'pauseMs', 'maxPauseMs']) ?? {}
   const fleet = {
     heartbeatMs: c.int(fl.heartbeatMs, 'fleet.heartbeatMs', { min: 50, max: 60_000 }, d.fleet.heartbeatMs),
     deadAfterMs: c.int(fl.deadAfterMs, 'fleet.deadAfterMs', { min: 100, max: 600_000 }, d.fleet.deadAfterMs),
-    pauseMs: c.int(fl.pauseMs, 'fleet.pauseMs', { min: 1, max: kMaxTimerMs }, d.fleet.pauseMs)
+    pauseMs: c.int(fl.pauseMs, 'fleet.pauseMs', { min: 1, max: kMaxTimerMs }, d.fleet.pauseMs),
+    maxPauseMs: c.int(fl.maxPauseMs, 'fleet.maxPauseMs', { min: 1, max: kMaxTimerMs }, d.fleet.maxPauseMs)
   }
   // An instance must beat at least twice before the others may count it dead.
   if (!c.failed('fleet.heartbeatMs') && !c.failed('fleet.deadAfterMs') && fleet.deadAfterMs < 2 * fleet.heartbeatMs) {

@@ -120,7 +120,7 @@ export interface DispatchData {
   /** Pre-claim credit shared with the writer (src/preclaim-credit.ts); absent: no pre-claims. */
   readonly preclaimCredit?: SharedArrayBuffer
   /** Fleet coordination (src/fleet/coordinator.ts); absent: this instance uses the configured limits as they are. */
-  readonly fleet?: { readonly heartbeatMs: number; readonly deadAfterMs: number; readonly pauseMs: number }
+  readonly fleet?: { readonly heartbeatMs: number; readonly deadAfterMs: number; readonly pauseMs: number; readonly maxPauseMs: number }
   /** Retention sweeps (src/fleet/retention.ts); absent or days null: messages are kept forever. */
   readonly retention?: { readonly days: number | null; readonly intervalMs: number; readonly firstSweepMs: number; readonly batchRows: number }
   /** The shared metrics block (absent in tests that run the thread alone). */

@@ -1,4 +1,4 @@
-// The bench harness itself: a tiny --quick run starts and stops everything and writes a valid JSON report and SVG chart.
+// The bench harness itself: a tiny --quick run starts and stops everything (a fleet of two instances too) and writes a valid JSON report and SVG chart.
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -11,18 +11,25 @@ try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.m
 
 t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip: wrk }, async (t) => {
   const out = t.testdir()
-  const { code, stdout } = await runBench(t, ['--quick', '--duration', '1', '--overload', '2', '--rows', '2000', '--connections', '20', '--durable-connections', '40',
-    '--scenarios', 'ceiling,naive,durable,durable-half,raw-copy,writer,overload', '--out', out])
+  // --instances 2 adds the fleet scenario (two instances on the database, beside durable's one) to the same run.
+  const { code, stdout, stderr } = await runBench(t, ['--quick', '--duration', '1', '--overload', '2', '--rows', '2000', '--connections', '20', '--durable-connections', '40',
+    '--scenarios', 'ceiling,naive,durable,durable-half,raw-copy,writer,overload', '--instances', '2', '--out', out])
   t.equal(code, 0, 'the bench exits 0')
   t.match(stdout, /durable \/ naive/, 'prints the target lines')
   const files = readdirSync(out)
   const json = files.find((f) => f.endsWith('.json'))
   const svg = files.find((f) => f.endsWith('.svg'))
   t.ok(json !== undefined && svg !== undefined, `wrote ${files.join(', ')}`)
-  const report = JSON.parse(readFileSync(join(out, json!), 'utf8')) as { machine: Record<string, unknown>, summaries: Array<{ scenario: string, rps: number }>, targets: unknown[] }
-  t.same(report.summaries.map((s) => s.scenario), ['ceiling', 'naive', 'durable', 'durable-half', 'raw-copy', 'writer', 'overload'])
+  const report = JSON.parse(readFileSync(join(out, json!), 'utf8')) as { machine: Record<string, unknown>, summaries: Array<{ scenario: string, rps: number }>, targets: Array<{ name: string, value: number | null }> }
+  t.same(report.summaries.map((s) => s.scenario), ['ceiling', 'naive', 'durable', 'durable-half', 'raw-copy', 'writer', 'overload', 'fleet'])
   t.ok(report.summaries.every((s) => s.rps > 0), 'every scenario measured something')
-  t.ok(report.machine['cores'] !== undefined && report.machine['postgres'] !== undefined, 'the machine is described')
+  t.ok(report.machine['cores'] !== undefined && report.machine['postgres'] !== undefined && report.machine['instances'] === 2, 'the machine is described')
+  t.match(stderr, /fleet run 1: 2 instances, .* confirmed=[1-9]\d*/, 'the fleet of two stored what it answered')
+  for (const name of ['fleet of 2 / one instance: durable ingest', 'fleet of 2 / one instance: delivery']) {
+    const target = report.targets.find((x) => x.name === name)
+    t.ok(typeof target?.value === 'number' && target.value > 0, `${name}: ${target?.value} (a same-run ratio)`)
+    t.match(stdout, name, 'printed too')
+  }
   t.match(readFileSync(join(out, svg!), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>\s*$/)
 })
 
@@ -43,4 +50,15 @@ t.test('--half-rate must be a positive integer', async (t) => {
   const { code, stderr } = await runBench(t, ['--scenarios', 'durable-half', '--half-rate', '0'])
   t.not(code, 0, 'refused')
   t.match(stderr, /--half-rate must be a positive integer/)
+})
+
+t.test('--instances: the fleet scenario needs two or more instances and durable before it; --help names it', async (t) => {
+  const alone = await runBench(t, ['--scenarios', 'fleet'])
+  t.not(alone.code, 0, 'refused without --instances')
+  t.match(alone.stderr, /the fleet scenario needs --instances N/)
+  const order = await runBench(t, ['--scenarios', 'fleet,durable', '--instances', '2'])
+  t.not(order.code, 0, 'refused with durable after it')
+  t.match(order.stderr, /list durable before it/)
+  const help = await runBench(t, ['--help'])
+  t.match(help.stdout, /--instances N/)
 })

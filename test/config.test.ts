@@ -68,7 +68,7 @@ t.test('a file with only channels and providers gets every default', async (t) =
     signature: { toleranceSeconds: 300 },
     dispatch: { leaseMs: 60000, pollMs: 500, nice: 10 },
     retention: { days: null, intervalMs: 600000, firstSweepMs: 30000, batchRows: 5000 },
-    fleet: { heartbeatMs: 1000, deadAfterMs: 3000, pauseMs: 1000 },
+    fleet: { heartbeatMs: 1000, deadAfterMs: 3000, pauseMs: 1000, maxPauseMs: 60000 },
     database: { url: null, embeddedDir: join(cwd, '.hermes', 'postgres'), embeddedPort: 54320 },
     channels: { sms: { name: 'sms', type: 'sms', provider: 'mock', secrets: ['s'], format: 'hermes', authTokens: [], basicAuth: [], publicKeys: [], maxBodyBytes: 65536 } },
     providers: {

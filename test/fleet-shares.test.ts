@@ -34,14 +34,14 @@ t.test('an idle instance keeps a floor and the busy ones take the rest', async (
 
 t.test('the shares never add up to more than the limits', async (t) => {
   let cases = 0
-  for (const l of [limits, { perSecond: 1, burst: 3, concurrency: 3 }, { perSecond: 1000, burst: 1000, concurrency: 32 }, { perSecond: 7, burst: 5, concurrency: 2 }]) {
+  for (const l of [limits, { perSecond: 1, burst: 3, concurrency: 3 }, { perSecond: 1000, burst: 1000, concurrency: 32 }, { perSecond: 7, burst: 5, concurrency: 2 }, { perSecond: 10, burst: 1, concurrency: 4 }, { perSecond: 10, burst: 2.5, concurrency: 6 }]) {
     for (let n = 1; n <= 5; n++) {
       for (let mask = 0; mask < 1 << n; mask++) {
         const live = Array.from({ length: n }, (_, i) => ({ id: `i${i}`, busy: (mask & (1 << i)) !== 0 }))
         const total = sum(all(l, live))
         cases++
         if (total.perSecond > l.perSecond + 1e-9) t.fail(`perSecond ${total.perSecond} > ${l.perSecond} for ${JSON.stringify(live)}`)
-        if (l.burst >= n && total.burst > l.burst + 1e-9) t.fail(`burst ${total.burst} > ${l.burst} for ${JSON.stringify(live)}`)
+        if (total.burst > l.burst + 1e-9) t.fail(`burst ${total.burst} > ${l.burst} for ${JSON.stringify(live)}`)
         if (total.concurrency > l.concurrency) t.fail(`concurrency ${total.concurrency} > ${l.concurrency} for ${JSON.stringify(live)}`)
         const busyGet = all(l, live).filter((_, i) => live[i]!.busy || mask === 0).reduce((s, x) => s + x.perSecond, 0)
         if (busyGet < 0.9 * l.perSecond - 1e-9 && n <= 3) t.fail(`busy instances get only ${busyGet} of ${l.perSecond} for ${JSON.stringify(live)}`)
@@ -49,6 +49,18 @@ t.test('the shares never add up to more than the limits', async (t) => {
     }
   }
   t.pass(`${cases} fleets checked`)
+})
+
+t.test('a burst below the number of instances: only that many take part, the busy ones first, so the fleet never exceeds it', async (t) => {
+  const l = { perSecond: 30, burst: 2, concurrency: 6 }
+  const live = [{ id: 'a', busy: false }, { id: 'b', busy: true }, { id: 'c', busy: false }, { id: 'd', busy: true }]
+  const shares = all(l, live)
+  t.strictSame(shares.map((s) => s.burst), [0, 1, 0, 1], 'b and d (busy) hold one token each; a and c none')
+  t.strictSame(shares.map((s) => s.perSecond), [0, 15, 0, 15], 'the busy two split the rate')
+  t.strictSame(shares.map((s) => s.concurrency), [0, 3, 0, 3], 'and the slots')
+  const idle = all(l, live.map((i) => ({ ...i, busy: false })))
+  t.strictSame(idle.map((s) => s.burst), [1, 1, 0, 0], 'nobody busy: the first ids')
+  t.strictSame(all({ perSecond: 10, burst: 1, concurrency: 4 }, live).map((s) => s.concurrency), [0, 4, 0, 0], 'a burst of 1: one instance sends, with every slot')
 })
 
 t.test('an instance not among the live ones gets nothing', async (t) => {

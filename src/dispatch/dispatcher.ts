@@ -61,7 +61,8 @@ export const kDefaultTuning = {
 /** How long an outcome waits for others to share its write when no lane waits for its slot (status-writer.ts). */
 const kOutcomeLingerMs = 50
 
-export interface LaneStats { queued: number; sending: number; sent: number; retried: number; failed: number; rateLimited: number }
+/** retryAfterMs: the Retry-After of the newest 429 (null: none yet, or it carried none). */
+export interface LaneStats { queued: number; sending: number; sent: number; retried: number; failed: number; rateLimited: number; retryAfterMs: number | null }
 
 /** updateProviderLimits was given limits a lane cannot run with. */
 export class ProviderLimitsError extends HermesError {
@@ -283,7 +284,7 @@ export class Dispatcher {
         client: createProviderClient(provider),
         channelIds,
         leaseMs,
-        stats: { queued: 0, sending: 0, sent: 0, retried: 0, failed: 0, rateLimited: 0 },
+        stats: { queued: 0, sending: 0, sent: 0, retried: 0, failed: 0, rateLimited: 0, retryAfterMs: null },
         tickTimer: null,
         dueTimer: null
       }
@@ -378,12 +379,15 @@ export class Dispatcher {
     })
   }
 
-  private store (lane: Lane, { item, decision, rateLimited }: Extract<LaneDecision, { type: 'store' }>): void {
+  private store (lane: Lane, { item, decision, rateLimited, retryAfterMs }: Extract<LaneDecision, { type: 'store' }>): void {
     const stats = lane.stats
     if (decision.status === 'sent') stats.sent++
     else if (decision.status === 'failed') stats.failed++
     else stats.retried++
-    if (rateLimited) stats.rateLimited++
+    if (rateLimited) {
+      stats.rateLimited++
+      stats.retryAfterMs = retryAfterMs ?? null
+    }
     const metrics = this.options.metrics
     if (metrics !== undefined) {
       metrics.inc('hermes_dispatch_sends_total', [lane.name, decision.status === 'pending' ? 'retry' : decision.status])

@@ -95,7 +95,7 @@ export type LaneEvent =
 export type LaneDecision =
   | { readonly type: 'send', readonly item: Claimed }
   | { readonly type: 'release', readonly item: Claimed }
-  | { readonly type: 'store', readonly item: Claimed, readonly decision: Decision, readonly rateLimited: boolean }
+  | { readonly type: 'store', readonly item: Claimed, readonly decision: Decision, readonly rateLimited: boolean, readonly retryAfterMs?: number }
   | { readonly type: 'claim', readonly n: number }
   | { readonly type: 'grant', readonly n: number }
   | { readonly type: 'flush' }
@@ -367,7 +367,9 @@ export class LaneCore {
     this.latencyMs = Number.isNaN(this.latencyMs) ? latency : this.latencyMs + (latency - this.latencyMs) / 8
     const rateLimited = !result.ok && result.rateLimited === true
     if (rateLimited) this.slowDown(result.retryAfterMs ?? this.baseDelayMs, out)
-    out.push({ type: 'store', item, decision: decide(result, item.attempts, this.retry, this.random), rateLimited })
+    // A 429's Retry-After goes with its outcome: the fleet pauses the provider for as long (src/fleet/coordinator.ts).
+    const retryAfter = rateLimited && !result.ok && result.retryAfterMs !== undefined ? { retryAfterMs: result.retryAfterMs } : {}
+    out.push({ type: 'store', item, decision: decide(result, item.attempts, this.retry, this.random), rateLimited, ...retryAfter })
     this.pump(out)
   }
 

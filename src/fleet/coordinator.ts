@@ -15,9 +15,10 @@
  *
  * An instance that cannot write its heartbeat for deadAfterMs − heartbeatMs
  * holds its sends: the others are about to count it dead and take its share.
- * A 429 seen here is written to fleet_provider_pause; the other instances
- * hold that provider until its pause ends (this one's lane already waits
- * the provider's own Retry-After).
+ * A 429 seen here is written to fleet_provider_pause for as long as its
+ * Retry-After asks (pauseMs when it gives none; never more than
+ * maxPauseMs); the other instances hold that provider until the pause ends
+ * (this one's lane already waits the provider's own Retry-After).
  */
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
@@ -37,7 +38,7 @@ export interface ProviderLimits {
 
 /** What the coordinator needs of the dispatcher: its counters and the one method that sets a provider's limits. */
 export interface FleetDispatcher {
-  snapshot (): Record<string, { queued: number; sending: number; sent: number; retried: number; failed: number; rateLimited: number }>
+  snapshot (): Record<string, { queued: number; sending: number; sent: number; retried: number; failed: number; rateLimited: number; retryAfterMs?: number | null }>
   applyFleetShare (name: string, limits: ProviderLimits): void
 }
 
@@ -46,7 +47,10 @@ export interface FleetOptions {
   readonly providers: readonly ProviderConfig[]
   readonly heartbeatMs: number
   readonly deadAfterMs: number
+  /** The fleet-wide pause after a 429 without a Retry-After. */
   readonly pauseMs: number
+  /** The longest fleet-wide pause a Retry-After can ask for (a bad header must not stop the fleet for a day). */
+  readonly maxPauseMs: number
   readonly log: Logger
   readonly metrics?: SharedMetrics
   readonly instanceId?: string
@@ -202,7 +206,8 @@ export class FleetCoordinator {
       const done = stats.sent + stats.retried + stats.failed
       const rate = (done - state.sent) / seconds
       state.sent = done
-      if (state.queuedSeen || stats.queued > 0 || rate >= 0.5 * state.share.perSecond) busy.push(name)
+      // A held instance (no share) sends nothing and so is not busy by its rate; else it would claim a share every other beat.
+      if (state.queuedSeen || stats.queued > 0 || (state.share.perSecond > 0 && rate >= 0.5 * state.share.perSecond)) busy.push(name)
       state.queuedSeen = false
     }
     return busy
@@ -267,7 +272,9 @@ export class FleetCoordinator {
       const count = snapshot[name]?.rateLimited ?? 0
       if (count <= state.rateLimited) continue
       state.rateLimited = count
-      this.session.query(pauseSql, [name, this.options.pauseMs, this.id])
+      const pauseMs = Math.min(snapshot[name]?.retryAfterMs ?? this.options.pauseMs, this.options.maxPauseMs)
+      if (pauseMs <= 0) continue
+      this.session.query(pauseSql, [name, pauseMs, this.id])
         .catch((error: unknown) => this.options.log.warn({ provider: name, err: (error as Error).message }, 'fleet: could not share a 429 pause'))
     }
   }

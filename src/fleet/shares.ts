@@ -10,6 +10,12 @@
  * concurrency when there is room) so that it can start sending the moment
  * work reaches it and report itself busy at its next heartbeat. With nobody
  * busy, everyone gets an even share.
+ *
+ * A token bucket needs a whole token, so with a burst below the number of
+ * instances only floor(burst) of them take part (the busy ones first, then
+ * by id) and the others get nothing: the fleet never starts more than burst
+ * at once, and the work those others would have sent stays in the database
+ * for the ones that can send it.
  */
 
 export interface Limits {
@@ -27,7 +33,10 @@ export interface LiveInstance {
 export const kIdleWeight = 0.05
 
 export function shareOf (limits: Limits, live: readonly LiveInstance[], self: string): Limits {
-  const instances = [...live].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  const sorted = [...live].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  const instances = limits.burst < sorted.length
+    ? [...sorted.filter((i) => i.busy), ...sorted.filter((i) => !i.busy)].slice(0, Math.max(1, Math.floor(limits.burst))).sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    : sorted
   const me = instances.findIndex((i) => i.id === self)
   if (me < 0) return { perSecond: 0, burst: 0, concurrency: 0 }
   const n = instances.length
@@ -40,11 +49,8 @@ export function shareOf (limits: Limits, live: readonly LiveInstance[], self: st
 
   const busy = instances.filter(counts).length
   const idle = n - busy
-  // Burst: one token for each idle instance, the rest split between the busy ones.
-  // A token bucket needs a burst of at least 1, so below one per instance each gets 1 (the fleet bound is then n, not burst).
-  let burst: number
-  if (limits.burst < n) burst = 1
-  else burst = counts(mine) ? (limits.burst - idle) / busy : 1
+  // Burst: one token for each idle instance, the rest split between the busy ones (n <= burst here, so each gets at least 1).
+  const burst = counts(mine) ? (limits.burst - idle) / busy : 1
 
   return { perSecond, burst, concurrency: concurrencyShare(limits.concurrency, instances, me, counts) }
 }
