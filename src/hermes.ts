@@ -120,27 +120,6 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
     stack.push(async () => pending.close())
     const durable = config.ack === 'durable'
 
-    const preclaimCredit = CreditLedger.create(Object.keys(config.providers).length)
-    const writer = await startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status, preclaimCredit), metrics: shared }, log)
-    stack.push(() => stopThread(writer, config.shutdownTimeoutMs))
-    // Dispatch has its own thread and connection: provider latency never reaches the HTTP or writer threads.
-    const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl, embedded !== null), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log)
-    stack.push(() => stopThread(dispatch, config.shutdownTimeoutMs))
-    // Answers to `limits` messages, in the order they were sent (the thread answers each at once, in order).
-    const limitsAnswers: Array<{ resolve: () => void, reject: (error: Error) => void }> = []
-    dispatch.on('message', (message: FromDispatch) => {
-      if (message.type !== 'limits') return
-      const answer = limitsAnswers.shift()
-      if (message.ok) answer?.resolve()
-      else answer?.reject(new HermesError(message.code, message.message, 400))
-    })
-    const updateProviderLimits = async (provider: string, limits: ProviderLimits): Promise<void> => {
-      await new Promise<void>((resolve, reject) => {
-        limitsAnswers.push({ resolve, reject })
-        dispatch.postMessage({ type: 'limits', provider, limits } satisfies ToDispatch)
-      })
-    }
-
     const initialRules = processRules(config)
     const rulesBoard = RulesBoard.create(initialRules)
     let generation = 0
@@ -159,10 +138,36 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
       idleTimeout: Infinity,
       workerData
     })
-    stack.push(() => pool.destroy())
+    const preclaimCredit = CreditLedger.create(Object.keys(config.providers).length)
+    // The writer, dispatch and the worker pool boot side by side (each loads its modules and
+    // connects); a start that fails stops whichever of them did start.
+    const writerStarting = startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status, preclaimCredit), metrics: shared }, log)
+    // Dispatch has its own thread and connection: provider latency never reaches the HTTP or writer threads.
+    const dispatchStarting = startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl, embedded !== null), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log)
     // Wait for the threads to boot (an empty range per thread) so that the
     // first webhooks do not spend their ack timeout on worker start-up.
-    await Promise.all(Array.from({ length: config.workers }, async () => await pool.run({ offset: 0, count: 0, generation: 0 })))
+    const poolStarting = Promise.all(Array.from({ length: config.workers }, async () => await pool.run({ offset: 0, count: 0, generation: 0 })))
+    const [writerStarted, dispatchStarted, poolStarted] = await Promise.allSettled([writerStarting, dispatchStarting, poolStarting])
+    if (writerStarted.status === 'fulfilled') stack.push(() => stopThread(writerStarted.value, config.shutdownTimeoutMs))
+    if (dispatchStarted.status === 'fulfilled') stack.push(() => stopThread(dispatchStarted.value, config.shutdownTimeoutMs))
+    stack.push(() => pool.destroy())
+    for (const started of [writerStarted, dispatchStarted, poolStarted]) if (started.status === 'rejected') throw started.reason
+    const writer = (writerStarted as PromiseFulfilledResult<Worker>).value
+    const dispatch = (dispatchStarted as PromiseFulfilledResult<Worker>).value
+    // Answers to `limits` messages, in the order they were sent (the thread answers each at once, in order).
+    const limitsAnswers: Array<{ resolve: () => void, reject: (error: Error) => void }> = []
+    dispatch.on('message', (message: FromDispatch) => {
+      if (message.type !== 'limits') return
+      const answer = limitsAnswers.shift()
+      if (message.ok) answer?.resolve()
+      else answer?.reject(new HermesError(message.code, message.message, 400))
+    })
+    const updateProviderLimits = async (provider: string, limits: ProviderLimits): Promise<void> => {
+      await new Promise<void>((resolve, reject) => {
+        limitsAnswers.push({ resolve, reject })
+        dispatch.postMessage({ type: 'limits', provider, limits } satisfies ToDispatch)
+      })
+    }
 
     const feeder = new Feeder({
       ring,

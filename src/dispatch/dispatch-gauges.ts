@@ -58,7 +58,12 @@ export function reportDispatchGauges (metrics: SharedMetrics, databaseUrl: strin
     try {
       const seen = new Set<string>()
       const db = await connect()
-      if (stopped) return
+      if (stopped) {
+        // Stopped while connecting: this session would keep the thread alive until it is terminated.
+        client = null
+        await db.end().catch(() => {})
+        return
+      }
       for (const row of (await db.query<{ provider: string, backlog: number, oldest: number, failed: number }>(backlogSql)).rows) {
         if (!providers.has(row.provider)) continue
         seen.add(row.provider)
