@@ -73,6 +73,11 @@ export interface StartOptions {
    * should stop it and exit non-zero (src/main.ts does).
    */
   readonly onThreadLost?: (thread: 'writer' | 'dispatch', reason: string) => void
+  /**
+   * Node options of the writer, dispatch and worker threads; by default they inherit the
+   * process's own (process.execArgv). Tests leave out their runner's module hooks here.
+   */
+  readonly threadExecArgv?: readonly string[]
 }
 
 /** Starts every stage, in dependency order: database, writer, workers, then the HTTP front end last. */
@@ -131,8 +136,10 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
       metrics: shared,
       workerSeq: new Int32Array(new SharedArrayBuffer(4))
     }
+    const threadExecArgv = options.threadExecArgv
     const pool = new Piscina<ProcessTask, ProcessResult>({
       filename: (options.processWorker ?? new URL('../workers/process.js', import.meta.url)).href,
+      ...(threadExecArgv === undefined ? {} : { execArgv: [...threadExecArgv] }),
       minThreads: config.workers,
       maxThreads: config.workers,
       idleTimeout: Infinity,
@@ -141,9 +148,9 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
     const preclaimCredit = CreditLedger.create(Object.keys(config.providers).length)
     // The writer, dispatch and the worker pool boot side by side (each loads its modules and
     // connects); a start that fails stops whichever of them did start.
-    const writerStarting = startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status, preclaimCredit), metrics: shared }, log)
+    const writerStarting = startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status, preclaimCredit), metrics: shared }, log, undefined, threadExecArgv)
     // Dispatch has its own thread and connection: provider latency never reaches the HTTP or writer threads.
-    const dispatchStarting = startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl, embedded !== null), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log)
+    const dispatchStarting = startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl, embedded !== null), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log, undefined, threadExecArgv)
     // Wait for the threads to boot (an empty range per thread) so that the
     // first webhooks do not spend their ack timeout on worker start-up.
     const poolStarting = Promise.all(Array.from({ length: config.workers }, async () => await pool.run({ offset: 0, count: 0, generation: 0 })))
