@@ -38,12 +38,16 @@ function value (rand: () => number, depth: number): unknown {
   return Object.fromEntries(Array.from({ length: Math.floor(rand() * 6) }, () => [edgeStrings[Math.floor(rand() * edgeStrings.length)]!, value(rand, depth + 1)]))
 }
 
+/** The two fixed bodies among the generated ones: nesting 50,000 deep, and duplicate keys with __proto__. */
+const deepBody = Buffer.from('['.repeat(50_000) + ']'.repeat(50_000))
+const duplicateKeysBody = Buffer.from('{"id":"dup","id":"dup2","from":"+14155550001","to":"+14155550002","__proto__":{"polluted":true}}')
+
 /** One generated body: mostly valid-looking payloads with one field broken, some raw garbage. */
 function body (rand: () => number): Buffer {
   const r = rand()
   if (r < 0.1) return Buffer.from(Array.from({ length: Math.floor(rand() * 200) }, () => Math.floor(rand() * 256)))
-  if (r < 0.15) return Buffer.from('['.repeat(50_000) + ']'.repeat(50_000))
-  if (r < 0.2) return Buffer.from('{"id":"dup","id":"dup2","from":"+14155550001","to":"+14155550002","__proto__":{"polluted":true}}')
+  if (r < 0.15) return deepBody
+  if (r < 0.2) return duplicateKeysBody
   const payload: Record<string, unknown> = { id: `fuzz-${Math.floor(rand() * 1e9)}`, from: '+14155550001', to: '+14155550002', body: 'hi' }
   if (r < 0.25) payload['id'] = null // a null id falls back to xillio_id
   const fields = ['id', 'from', 'to', 'body', 'attachments', 'timestamp', 'xillio_id']
@@ -57,9 +61,13 @@ const sign = (b: Buffer): string => `sha256=${createHmac('sha256', 'test-secret'
 t.test('5000 generated bodies through the worker function: a verdict for each, never an exception', async (t) => {
   const rand = prng(20261129)
   const statuses = new Map<number, number>()
+  // The worker function is pure: each of the two fixed bodies (a tenth of the cases, the deep one
+  // tens of ms each) is verified once and its verdict counted for every case that drew it.
+  const fixed = new Map<Buffer, ReturnType<typeof processWebhook>>()
   for (let i = 0; i < 5000; i++) {
     const b = body(rand)
-    const verdict = processWebhook({ channel: rule, body: b, providerSignature: sign(b), webhookId: '', webhookTimestamp: '', webhookSignature: '', receivedAtMs: Date.now() }, { toleranceSeconds: 300, nowMs: Date.now() })
+    const verdict = fixed.get(b) ?? processWebhook({ channel: rule, body: b, providerSignature: sign(b), webhookId: '', webhookTimestamp: '', webhookSignature: '', receivedAtMs: Date.now() }, { toleranceSeconds: 300, nowMs: Date.now() })
+    if (b === deepBody || b === duplicateKeysBody) fixed.set(b, verdict)
     const status = verdict.ok ? 202 : verdict.status
     statuses.set(status, (statuses.get(status) ?? 0) + 1)
     if (!verdict.ok && verdict.status >= 500) t.fail(`5xx for case ${i}`)

@@ -30,8 +30,10 @@ function capturedLog (): { log: ReturnType<typeof createLogger>, lines: () => Ar
   return { log: createLogger('info', sink), lines: () => text.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) }
 }
 
+/** One database for the tests below but the last (each Hermes is stopped before the next starts). */
+const db = await testDatabase(t)
+
 t.test('a rotated secret works within a second of the reload, and no request either set accepts is refused', async (t) => {
-  const db = await testDatabase(t)
   const h = await startTestHermes(t, channels(['old-secret']), db)
   const config = (secrets: string[]): HermesConfig => testConfig(db.url, channels(secrets))
 
@@ -73,7 +75,6 @@ t.test('a rotated secret works within a second of the reload, and no request eit
 })
 
 t.test('a change that needs a restart is refused with a log line naming it, and the running configuration stays', async (t) => {
-  const db = await testDatabase(t)
   const { log, lines } = capturedLog()
   const h = await startTestHermes(t, channels(['kept-secret']), db, { log })
   const running = h.hermes.config()
@@ -90,7 +91,6 @@ t.test('a change that needs a restart is refused with a log line naming it, and 
 })
 
 t.test('a broken configuration file is refused and the running configuration stays', async (t) => {
-  const db = await testDatabase(t)
   const { log, lines } = capturedLog()
   const h = await startTestHermes(t, channels(['kept-secret']), db, { log })
   const broken = await h.hermes.reload(() => resolveConfig({ ...channels([]), port: 0 }, {})).catch((error: unknown) => error)
@@ -102,7 +102,6 @@ t.test('a broken configuration file is refused and the running configuration sta
 })
 
 t.test('SIGHUP re-reads the file of a running process; a file that is not JSON changes nothing', async (t) => {
-  const db = await testDatabase(t)
   const dir = mkdtempSync(join(tmpdir(), 'hermes-reload-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const file = writeConfigFile(dir, { database: { url: db.url }, ...channels(['file-secret-1']) })
