@@ -15,7 +15,7 @@ t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip:
   // A database of the test run's server instead of an embedded PostgreSQL of the bench's own, and files of
   // 5000 requests instead of 100000: every wrk run parses its whole file before its first request.
   const db = await testDatabase(t)
-  const { code, stdout } = await runBench(t, ['--quick', '--duration', '1', '--overload', '2', '--rows', '2000', '--connections', '20', '--durable-connections', '40',
+  const { code, stdout } = await runBench(t, ['--quick', '--duration', '1', '--overload', '1', '--rows', '2000', '--connections', '20', '--durable-connections', '40',
     '--requests', '5000', '--scenarios', 'ceiling,naive,durable,durable-half,raw-copy,writer,overload', '--out', out], { DATABASE_URL: db.url })
   t.equal(code, 0, 'the bench exits 0')
   t.match(stdout, /durable \/ naive/, 'prints the target lines')

@@ -10,7 +10,7 @@ import { processTwilioInbound } from '../src/process/twilio-inbound.js'
 import { processSendgridEvents } from '../src/process/receipts.js'
 import { processSendgridParse } from '../src/process/sendgrid-parse.js'
 import type { NativeMeta } from '../src/native-meta.js'
-import { send, smsPayload, startTestHermes } from './helpers/hermes.js'
+import { send, smsPayload, startTestHermes, type TestHermes } from './helpers/hermes.js'
 
 // A small seeded PRNG (mulberry32) so a failure can be replayed.
 function prng (seed: number): () => number {
@@ -56,6 +56,25 @@ function body (rand: () => number): Buffer {
 }
 
 const rule: ChannelRule = { name: 'sms', addressKind: 'phone', maxAttachments: 10, secrets: ['test-secret'] }
+
+/**
+ * One Hermes for the tests over HTTP (they run in turn, and each reads back only its own rows):
+ * Hermes' own channels and a Twilio-format one, bodies up to 200 kB, a ring that holds a whole burst.
+ */
+let h: TestHermes
+t.before(async () => {
+  h = await startTestHermes(t, {
+    maxBodyBytes: 200_000,
+    buffer: { maxMessages: 100_000, maxBytes: 32 * 2 ** 20 },
+    channels: {
+      sms: { provider: 'mock', secrets: ['test-secret'] },
+      mms: { provider: 'mock', secrets: ['test-secret'] },
+      email: { provider: 'mock', secrets: ['test-secret'] },
+      twilio: { type: 'sms', provider: 'mock', format: 'twilio', authTokens: ['tok'] }
+    },
+    providers: { mock: { kind: 'mock' } }
+  })
+})
 const sign = (b: Buffer): string => `sha256=${createHmac('sha256', 'test-secret').update(b).digest('hex')}`
 
 t.test('5000 generated bodies through the worker function: a verdict for each, never an exception', async (t) => {
@@ -78,7 +97,6 @@ t.test('5000 generated bodies through the worker function: a verdict for each, n
 })
 
 t.test('300 generated bodies over HTTP beside valid traffic: 202/400/422 only, and only the 202s are stored', async (t) => {
-  const h = await startTestHermes(t, { maxBodyBytes: 200_000, buffer: { maxMessages: 100_000, maxBytes: 32 * 2 ** 20 } })
   const rand = prng(42)
   const cases = Array.from({ length: 300 }, () => body(rand))
   const good = Array.from({ length: 50 }, () => smsPayload())
@@ -180,10 +198,6 @@ t.test('500 mutated Inbound Parse bodies: 400/401/415/422 or a clean row, never 
 })
 
 t.test('generated Twilio forms over HTTP beside valid JSON traffic: 4xx or 200 only, valid traffic untouched', async (t) => {
-  const h = await startTestHermes(t, {
-    channels: { sms: { provider: 'mock', secrets: ['test-secret'] }, twilio: { type: 'sms', provider: 'mock', format: 'twilio', authTokens: ['tok'] } },
-    providers: { mock: { kind: 'mock' } }
-  })
   const rand = prng(5)
   const cases = Array.from({ length: 100 }, () => formCase(rand))
   const good = Array.from({ length: 50 }, () => smsPayload())
@@ -202,7 +216,6 @@ t.test('generated Twilio forms over HTTP beside valid JSON traffic: 4xx or 200 o
 })
 
 t.test('the input cases of issue 23 over HTTP: stored normalized, one party per mailbox, one message per id', async (t) => {
-  const h = await startTestHermes(t)
   const signed = (b: string): Record<string, string> => ({ 'x-provider-signature-256': sign(Buffer.from(b)) })
   const post = async (channel: string, payload: Record<string, unknown>): Promise<number> => {
     const b = JSON.stringify(payload)
