@@ -7,6 +7,7 @@
  * Options: --quick (short runs), --duration S (default 6), --connections N, --runs N,
  * --durable-connections N (durable's load; default 3000, see below),
  * --workload repeat|cold, --overload S, --rows N (storage scenarios),
+ * --requests N (pre-signed requests in each HTTP scenario's file; a fifth as many warm-up ones),
  * --scenarios a,b,… (ceiling, naive, durable, durable-half, enqueued,
  * raw-copy, writer, overload, twilio, receipts; also sustained and peer, not run by default:
  * see bench/sustained.ts and its --sustained-* options), --out DIR (default bench/results),
@@ -79,6 +80,7 @@ Options:
   --workload repeat|cold     reused parties, or every party new (repeat)
   --overload S               overload scenario length (30; 5 with --quick)
   --rows N                   rows of the storage scenarios (100000; 20000 with --quick)
+  --requests N               pre-signed requests per file (200000; 100000 with --quick), a fifth as many for warm-up
   --scenarios a,b,...        ${allScenarios.join(', ')} (all)
   --out DIR                  where the JSON and SVG reports go (bench/results)
   --provider-rate N          the provider's rate limit per second (1000000: out of the way)
@@ -112,6 +114,7 @@ function parseBenchArgs () {
       workload: stringOption,
       overload: stringOption,
       rows: stringOption,
+      requests: stringOption,
       scenarios: stringOption,
       out: stringOption,
       'provider-rate': stringOption,
@@ -150,6 +153,9 @@ const warmupSeconds = quick ? 1 : 3
 const runs = Number(option('runs', quick ? '1' : '3'))
 const overloadSeconds = Number(option('overload', quick ? '5' : '30'))
 const storageRows = Number(option('rows', quick ? '20000' : '100000'))
+// Every wrk run parses its whole file first (seconds for 100000 on a busy machine): short runs need fewer.
+const requestCount = Number(option('requests', quick ? '100000' : '200000'))
+const warmupCount = parsed.values.requests === undefined ? (quick ? 20_000 : 50_000) : Math.max(1, Math.floor(requestCount / 5))
 const workload = option('workload', 'repeat') as 'repeat' | 'cold'
 const instances = Number(option('instances', '1'))
 if (!(Number.isInteger(instances) && instances >= 1 && instances <= 8)) throw new Error('--instances must be an integer from 1 to 8')
@@ -171,7 +177,7 @@ if (halfRate !== undefined && !(Number.isInteger(halfRate) && halfRate > 0)) thr
 if (halfRate === undefined && scenarios.includes('durable-half') && !(scenarios.indexOf('durable') >= 0 && scenarios.indexOf('durable') < scenarios.indexOf('durable-half'))) {
   throw new Error('durable-half sends at half the rate durable reached in the same run: list durable before it in --scenarios (or give --half-rate N)')
 }
-for (const [name, value] of [['connections', connections], ['durable-connections', durableConnections]] as const) {
+for (const [name, value] of [['connections', connections], ['durable-connections', durableConnections], ['requests', requestCount]] as const) {
   if (!(Number.isInteger(value) && value > 0)) throw new Error(`--${name} must be a positive integer`)
 }
 
@@ -220,16 +226,16 @@ async function main (): Promise<void> {
     const requestsFile = join(work, 'requests.txt')
     // wrk parses this file in every thread of every run, so it is kept moderate; a run that sends more
     // wraps around and re-sends ids (deduplicated: they count once as stored, and loss is per distinct id).
-    await generateRequests(requestsFile, quick ? 100_000 : 200_000, secret, workload, `b${Date.now().toString(36)}`)
+    await generateRequests(requestsFile, requestCount, secret, workload, `b${Date.now().toString(36)}`)
     // Each server is warmed up before it is measured (JIT, connection pools, PostgreSQL's caches), with
     // ids of their own so that the measured requests are all new to it.
     const warmupFile = join(work, 'warmup.txt')
-    await generateRequests(warmupFile, quick ? 20_000 : 50_000, secret, workload, `w${Date.now().toString(36)}`)
+    await generateRequests(warmupFile, warmupCount, secret, workload, `w${Date.now().toString(36)}`)
     // The fleet's instances each get ids of their own (the first one durable's), so none of their work is a duplicate of another's.
     const fleetFiles = [requestsFile]
     for (let i = 1; scenarios.includes(fleetScenario) && i < instances; i++) {
       fleetFiles.push(join(work, `requests-${i}.txt`))
-      await generateRequests(fleetFiles[i]!, quick ? 100_000 : 200_000, secret, workload, `f${i}${Date.now().toString(36)}`)
+      await generateRequests(fleetFiles[i]!, requestCount, secret, workload, `f${i}${Date.now().toString(36)}`)
     }
     // The provider-native scenarios: inbound SMS forms, and status callbacks for messages stored beforehand.
     const native = new Map<'twilio' | 'receipts', { file: string, warmup: string, runId: string, warmupRunId: string, count: number, warmupCount: number }>()
@@ -237,7 +243,7 @@ async function main (): Promise<void> {
       if (!scenarios.includes(scenario)) continue
       const kind = scenario === 'twilio' ? 'inbound' : 'status'
       const url = `${publicUrl}${scenario === 'twilio' ? '/webhooks/twilio' : '/callbacks/twilio'}`
-      const entry = { file: join(work, `${scenario}.txt`), warmup: join(work, `${scenario}-warmup.txt`), runId: `${scenario[0]}${Date.now().toString(36)}`, warmupRunId: `${scenario[0]}w${Date.now().toString(36)}`, count: quick ? 100_000 : 200_000, warmupCount: quick ? 20_000 : 50_000 }
+      const entry = { file: join(work, `${scenario}.txt`), warmup: join(work, `${scenario}-warmup.txt`), runId: `${scenario[0]}${Date.now().toString(36)}`, warmupRunId: `${scenario[0]}w${Date.now().toString(36)}`, count: requestCount, warmupCount }
       await generateTwilioRequests(entry.file, entry.count, twilioToken, url, kind, workload, entry.runId)
       await generateTwilioRequests(entry.warmup, entry.warmupCount, twilioToken, url, kind, workload, entry.warmupRunId)
       native.set(scenario, entry)

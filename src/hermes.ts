@@ -73,6 +73,11 @@ export interface StartOptions {
    * should stop it and exit non-zero (src/main.ts does).
    */
   readonly onThreadLost?: (thread: 'writer' | 'dispatch', reason: string) => void
+  /**
+   * Node options of the writer, dispatch and worker threads; by default they inherit the
+   * process's own (process.execArgv). Tests leave out their runner's module hooks here.
+   */
+  readonly threadExecArgv?: readonly string[]
 }
 
 /** Starts every stage, in dependency order: database, writer, workers, then the HTTP front end last. */
@@ -120,12 +125,42 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
     stack.push(async () => pending.close())
     const durable = config.ack === 'durable'
 
+    const initialRules = processRules(config)
+    const rulesBoard = RulesBoard.create(initialRules)
+    let generation = 0
+    const workerData: ProcessWorkerData = {
+      ring: ring.buffer,
+      rulesBoard: rulesBoard.buffer,
+      toleranceSeconds: config.signature.toleranceSeconds,
+      backgroundNice: backgroundNice(config),
+      metrics: shared,
+      workerSeq: new Int32Array(new SharedArrayBuffer(4))
+    }
+    const threadExecArgv = options.threadExecArgv
+    const pool = new Piscina<ProcessTask, ProcessResult>({
+      filename: (options.processWorker ?? new URL('../workers/process.js', import.meta.url)).href,
+      ...(threadExecArgv === undefined ? {} : { execArgv: [...threadExecArgv] }),
+      minThreads: config.workers,
+      maxThreads: config.workers,
+      idleTimeout: Infinity,
+      workerData
+    })
     const preclaimCredit = CreditLedger.create(Object.keys(config.providers).length)
-    const writer = await startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status, preclaimCredit), metrics: shared }, log)
-    stack.push(() => stopThread(writer, config.shutdownTimeoutMs))
+    // The writer, dispatch and the worker pool boot side by side (each loads its modules and
+    // connects); a start that fails stops whichever of them did start.
+    const writerStarting = startThread('writer', new URL('../workers/writer.js', import.meta.url), { ...writerData(config, databaseUrl, status, preclaimCredit), metrics: shared }, log, undefined, threadExecArgv)
     // Dispatch has its own thread and connection: provider latency never reaches the HTTP or writer threads.
-    const dispatch = await startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl, embedded !== null), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log)
-    stack.push(() => stopThread(dispatch, config.shutdownTimeoutMs))
+    const dispatchStarting = startThread('dispatch', new URL('../workers/dispatch.js', import.meta.url), { ...dispatchData(config, databaseUrl, embedded !== null), preclaimCredit: preclaimCredit.buffer, metrics: shared }, log, undefined, threadExecArgv)
+    // Wait for the threads to boot (an empty range per thread) so that the
+    // first webhooks do not spend their ack timeout on worker start-up.
+    const poolStarting = Promise.all(Array.from({ length: config.workers }, async () => await pool.run({ offset: 0, count: 0, generation: 0 })))
+    const [writerStarted, dispatchStarted, poolStarted] = await Promise.allSettled([writerStarting, dispatchStarting, poolStarting])
+    if (writerStarted.status === 'fulfilled') stack.push(() => stopThread(writerStarted.value, config.shutdownTimeoutMs))
+    if (dispatchStarted.status === 'fulfilled') stack.push(() => stopThread(dispatchStarted.value, config.shutdownTimeoutMs))
+    stack.push(() => pool.destroy())
+    for (const started of [writerStarted, dispatchStarted, poolStarted]) if (started.status === 'rejected') throw started.reason
+    const writer = (writerStarted as PromiseFulfilledResult<Worker>).value
+    const dispatch = (dispatchStarted as PromiseFulfilledResult<Worker>).value
     // Answers to `limits` messages, in the order they were sent (the thread answers each at once, in order).
     const limitsAnswers: Array<{ resolve: () => void, reject: (error: Error) => void }> = []
     dispatch.on('message', (message: FromDispatch) => {
@@ -140,29 +175,6 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
         dispatch.postMessage({ type: 'limits', provider, limits } satisfies ToDispatch)
       })
     }
-
-    const initialRules = processRules(config)
-    const rulesBoard = RulesBoard.create(initialRules)
-    let generation = 0
-    const workerData: ProcessWorkerData = {
-      ring: ring.buffer,
-      rulesBoard: rulesBoard.buffer,
-      toleranceSeconds: config.signature.toleranceSeconds,
-      backgroundNice: backgroundNice(config),
-      metrics: shared,
-      workerSeq: new Int32Array(new SharedArrayBuffer(4))
-    }
-    const pool = new Piscina<ProcessTask, ProcessResult>({
-      filename: (options.processWorker ?? new URL('../workers/process.js', import.meta.url)).href,
-      minThreads: config.workers,
-      maxThreads: config.workers,
-      idleTimeout: Infinity,
-      workerData
-    })
-    stack.push(() => pool.destroy())
-    // Wait for the threads to boot (an empty range per thread) so that the
-    // first webhooks do not spend their ack timeout on worker start-up.
-    await Promise.all(Array.from({ length: config.workers }, async () => await pool.run({ offset: 0, count: 0, generation: 0 })))
 
     const feeder = new Feeder({
       ring,

@@ -12,8 +12,8 @@ type Lifecycle = { readonly type: string, readonly code?: string, readonly messa
  * or an early exit rejects with the thread's own reason; so does a thread
  * that is not ready in time.
  */
-export async function startThread (name: string, file: URL, workerData: unknown, log: Logger, timeoutMs = 30_000): Promise<Worker> {
-  const worker = new Worker(file, { workerData })
+export async function startThread (name: string, file: URL, workerData: unknown, log: Logger, timeoutMs = 30_000, execArgv?: readonly string[]): Promise<Worker> {
+  const worker = new Worker(file, { workerData, ...(execArgv === undefined ? {} : { execArgv: [...execArgv] }) })
   worker.once('exit', () => exited.add(worker))
   worker.on('error', (error) => log.fatal({ err: error, code: 'HERMES_ERR_THREAD', thread: name }, `${name} thread crashed`))
   const ready = new Promise<void>((resolve, reject) => {

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ensureWrk } from '../src/harness/wrk.js'
 import { runBench } from './helpers/bench.js'
+import { testDatabase } from '../src/harness/database.js'
 
 let wrk: string | false = false
 try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.message : String(error) }
@@ -11,9 +12,12 @@ try { await ensureWrk() } catch (error) { wrk = error instanceof Error ? error.m
 
 t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip: wrk }, async (t) => {
   const out = t.testdir()
+  // A database of the test run's server instead of an embedded PostgreSQL of the bench's own, and files of
+  // 5000 requests instead of 100000: every wrk run parses its whole file before its first request.
   // --instances 2 adds the fleet scenario (two instances on the database, beside durable's one) to the same run.
-  const { code, stdout, stderr } = await runBench(t, ['--quick', '--duration', '1', '--overload', '2', '--rows', '2000', '--connections', '20', '--durable-connections', '40',
-    '--scenarios', 'ceiling,naive,durable,durable-half,raw-copy,writer,overload', '--instances', '2', '--out', out])
+  const db = await testDatabase(t)
+  const { code, stdout, stderr } = await runBench(t, ['--quick', '--duration', '1', '--overload', '1', '--rows', '2000', '--connections', '20', '--durable-connections', '40',
+    '--requests', '5000', '--scenarios', 'ceiling,naive,durable,durable-half,raw-copy,writer,overload', '--instances', '2', '--out', out], { DATABASE_URL: db.url })
   t.equal(code, 0, 'the bench exits 0')
   t.match(stdout, /durable \/ naive/, 'prints the target lines')
   const files = readdirSync(out)
@@ -35,7 +39,8 @@ t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip:
 
 t.test('--half-rate: durable-half alone at a fixed rate, its target reported but not judged', { skip: wrk }, async (t) => {
   const out = t.testdir()
-  const { code, stderr } = await runBench(t, ['--quick', '--duration', '2', '--durable-connections', '40', '--scenarios', 'durable-half', '--half-rate', '300', '--out', out])
+  const db = await testDatabase(t)
+  const { code, stderr } = await runBench(t, ['--quick', '--duration', '2', '--durable-connections', '40', '--requests', '2000', '--scenarios', 'durable-half', '--half-rate', '300', '--out', out], { DATABASE_URL: db.url })
   t.equal(code, 0, 'the bench exits 0 without a durable scenario before durable-half')
   t.match(stderr, /durable-half run 1: sent at 300\/s/, 'sent at the rate given')
   const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as { summaries: Array<{ scenario: string, rps: number }>, targets: Array<{ name: string, pass: boolean | null, detail: string }> }

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { DispatchData, FromDispatch } from '../src/messages.js'
 import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
-import { startTestHermes } from './helpers/hermes.js'
+import { startTestHermes, threadExecArgv } from './helpers/hermes.js'
 import { until } from '../src/harness/wait.js'
 
 const fast = { perSecond: 1000, burst: 100 }
@@ -59,7 +59,7 @@ t.test('bad limits, or a provider not configured, are refused with a stable code
 
 t.test('the dispatch thread answers a limits message: applied, or refused with its code', async (t) => {
   const data: DispatchData = { databaseUrl: fx.db.url, providers: Object.values(fx.config.providers), channels: Object.values(fx.config.channels), logLevel: 'silent' }
-  const worker = new Worker(new URL('../workers/dispatch.js', import.meta.url), { workerData: data })
+  const worker = new Worker(new URL('../workers/dispatch.js', import.meta.url), { workerData: data, execArgv: [...threadExecArgv] })
   t.teardown(() => worker.terminate())
   const next = async (): Promise<FromDispatch> => (await once(worker, 'message') as [FromDispatch])[0]
   t.match(await next(), { type: 'ready' })

@@ -19,11 +19,15 @@ interface Exchange {
   readonly closed: boolean
 }
 
+/** How long a client that has its `answers` waits for anything more the server might send. */
+const kGraceMs = 200
+
 /**
  * Writes each part (the next once the previous is flushed, `gapMs` apart), then reads until the
- * server closes the connection or has sent nothing for `idleMs`.
+ * server closes the connection or has sent nothing for `idleMs`, or, with `answers` (and `heads`,
+ * as for answers()), for kGraceMs once that many complete answers arrived.
  */
-async function exchange (parts: ReadonlyArray<string | Buffer>, options: { idleMs?: number, gapMs?: number, readAfterWrite?: boolean } = {}): Promise<Exchange> {
+async function exchange (parts: ReadonlyArray<string | Buffer>, options: { idleMs?: number, gapMs?: number, readAfterWrite?: boolean, answers?: number, heads?: readonly boolean[] } = {}): Promise<Exchange> {
   const idleMs = options.idleMs ?? 1500
   return await new Promise((resolve) => {
     const socket = connect(h.hermes.port, '127.0.0.1')
@@ -40,7 +44,8 @@ async function exchange (parts: ReadonlyArray<string | Buffer>, options: { idleM
     }
     const arm = (): void => {
       if (idle !== null) clearTimeout(idle)
-      idle = setTimeout(() => finish(false), idleMs)
+      const all = options.answers !== undefined && completeAnswers(Buffer.concat(chunks), options.heads) >= options.answers
+      idle = setTimeout(() => finish(false), all ? kGraceMs : idleMs)
     }
     socket.on('data', (chunk: Buffer) => { chunks.push(chunk); arm() })
     socket.on('error', (e: NodeJS.ErrnoException) => { error ??= e.code ?? e.message })
@@ -84,6 +89,20 @@ function answers (received: Buffer, heads: readonly boolean[] = []): Answer[] {
   return out
 }
 
+/** How many complete answers (head and Content-Length body) the bytes hold. */
+function completeAnswers (received: Buffer, heads: readonly boolean[] = []): number {
+  let at = 0
+  let n = 0
+  for (;;) {
+    const end = received.indexOf('\r\n\r\n', at)
+    if (end < 0) return n
+    const length = heads[n] === true ? 0 : Number(/\r\ncontent-length:\s*(\d+)/i.exec(received.subarray(at, end).toString('latin1'))?.[1] ?? 0)
+    if (end + 4 + length > received.length) return n
+    at = end + 4 + length
+    n++
+  }
+}
+
 function signedPost (payload: Record<string, unknown>, extraHeaders = ''): string {
   const body = JSON.stringify(payload)
   const signature = seedSignature(SECRET, body)['x-provider-signature-256']!
@@ -120,17 +139,17 @@ t.test('two differing Content-Length headers: 400, the connection closed, and no
 
   const list = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\nContent-Length: 0, 7\r\n\r\n`])
   t.ok(list.closed && answers(list.received).every((a) => a.status === 400), 'a list of values is never served (uWS closes the connection itself)')
-  const empty = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\nContent-Length:\r\nContent-Length: 3\r\n\r\nabc`])
+  const empty = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\nContent-Length:\r\nContent-Length: 3\r\n\r\nabc`], { answers: 1 })
   t.same(answers(empty.received).map((a) => a.status), [400], 'an empty Content-Length beside another (CVE-2023-40225 in HAProxy) is refused')
   const both = await exchange([`POST /webhooks/sms HTTP/1.1\r\nHost: hermes\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`])
   t.ok(both.closed && answers(both.received).length === 0, 'Transfer-Encoding with Content-Length is never served (uWS closes the connection itself)')
-  const same = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n`])
+  const same = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n`], { answers: 1 })
   t.same(answers(same.received).map((a) => a.status), [200], 'repeating the same value is one value')
 })
 
 t.test('HEAD /healthz and /readyz answer like GET without a body, and the connection stays in step', async (t) => {
   for (const path of ['/healthz', '/readyz', '/metrics']) {
-    const result = await exchange([`HEAD ${path} HTTP/1.1\r\nHost: hermes\r\n\r\nGET ${path} HTTP/1.1\r\nHost: hermes\r\n\r\n`])
+    const result = await exchange([`HEAD ${path} HTTP/1.1\r\nHost: hermes\r\n\r\nGET ${path} HTTP/1.1\r\nHost: hermes\r\n\r\n`], { answers: 2, heads: [true, false] })
     const [head, get] = answers(result.received, [true, false])
     t.equal(head?.status, 200, `HEAD ${path} is 200`)
     t.equal(get?.status, 200, `the GET after it is read as the next answer (no body after the HEAD's headers): ${path}`)
@@ -138,7 +157,7 @@ t.test('HEAD /healthz and /readyz answer like GET without a body, and the connec
     t.notOk(head?.headers['content-length'] === '0' && (get?.body.length ?? 0) > 0, `HEAD ${path} does not claim an empty body`)
   }
   for (const [path, status] of [['/webhooks/sms', 405], ['/nowhere', 404]] as const) {
-    const result = await exchange([`HEAD ${path} HTTP/1.1\r\nHost: hermes\r\n\r\nGET /healthz HTTP/1.1\r\nHost: hermes\r\n\r\n`])
+    const result = await exchange([`HEAD ${path} HTTP/1.1\r\nHost: hermes\r\n\r\nGET /healthz HTTP/1.1\r\nHost: hermes\r\n\r\n`], { answers: 2, heads: [true, false] })
     const got = answers(result.received, [true, false])
     t.same(got.map((a) => a.status), [status, 200], `HEAD ${path}: ${status} without a body, then the next answer`)
   }
@@ -147,7 +166,7 @@ t.test('HEAD /healthz and /readyz answer like GET without a body, and the connec
 t.test('every 405 carries Allow', async (t) => {
   const cases = [['GET', '/webhooks/sms', 'POST'], ['PUT', '/webhooks/sms', 'POST'], ['POST', '/healthz', 'GET, HEAD'], ['DELETE', '/readyz', 'GET, HEAD'], ['POST', '/metrics', 'GET, HEAD']]
   for (const [method, path, allow] of cases) {
-    const got = answers((await exchange([`${method} ${path} HTTP/1.1\r\nHost: hermes\r\nContent-Length: 0\r\n\r\n`])).received)
+    const got = answers((await exchange([`${method} ${path} HTTP/1.1\r\nHost: hermes\r\nContent-Length: 0\r\n\r\n`], { answers: 1 })).received)
     t.equal(got[0]?.status, 405, `${method} ${path} is 405`)
     t.equal(got[0]?.headers['allow'], allow, `${method} ${path}: Allow: ${allow}`)
   }
@@ -157,7 +176,7 @@ t.test('pipelined requests after a POST are answered in order, or refused before
   for (const gapMs of [-1, 0, 5]) {
     const posts = [smsPayload(), smsPayload()]
     const requests = [...posts.map((p) => signedPost(p)), 'GET /healthz HTTP/1.1\r\nHost: hermes\r\n\r\n']
-    const result = await exchange(gapMs < 0 ? [requests.join('')] : requests, { gapMs: Math.max(0, gapMs) })
+    const result = await exchange(gapMs < 0 ? [requests.join('')] : requests, { gapMs: Math.max(0, gapMs), answers: requests.length })
     const got = answers(result.received)
     const how = gapMs < 0 ? 'in one write' : `written ${gapMs} ms apart`
     await new Promise((resolve) => setTimeout(resolve, 300))
@@ -214,7 +233,7 @@ t.test('what uWebSockets.js cannot answer, as docs/proxies.md says', async (t) =
   const v10 = await exchange(['GET /healthz HTTP/1.0\r\nHost: hermes\r\n\r\n'], { idleMs: 1000 })
   t.equal(v10.received.length, 0, 'HTTP/1.0 is not answered: a proxy must speak HTTP/1.1 to Hermes (proxy_http_version 1.1)')
   const lines = (n: number): string => Array.from({ length: n - 1 }, (_, i) => `X-Header-${i}: v\r\n`).join('')
-  const at48 = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\n${lines(48)}\r\n`])
+  const at48 = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\n${lines(48)}\r\n`], { answers: 1 })
   t.same(answers(at48.received).map((a) => a.status), [200], '48 header lines (Host included) are answered')
   const at49 = await exchange([`GET /healthz HTTP/1.1\r\nHost: hermes\r\n${lines(49)}\r\n`], { idleMs: 1000 })
   t.equal(at49.received.length, 0, '49 header lines are not: the documented limit is 48')

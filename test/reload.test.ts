@@ -9,7 +9,7 @@ import { Writable } from 'node:stream'
 import { resolveConfig, type HermesConfig } from '../src/config.js'
 import { ReloadRefusedError } from '../src/errors.js'
 import { createLogger } from '../src/log.js'
-import { metric, send, smsPayload, startTestHermes, testConfig } from './helpers/hermes.js'
+import { metric, send, smsPayload, startTestHermes, testConfig, type TestHermes } from './helpers/hermes.js'
 import { seedSignature } from '../src/harness/sign.js'
 import { spawnHermes, writeConfigFile } from './helpers/process.js'
 import { testDatabase } from '../src/harness/database.js'
@@ -30,8 +30,10 @@ function capturedLog (): { log: ReturnType<typeof createLogger>, lines: () => Ar
   return { log: createLogger('info', sink), lines: () => text.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) }
 }
 
+/** One database for the tests below but the last (each Hermes is stopped before the next starts). */
+const db = await testDatabase(t)
+
 t.test('a rotated secret works within a second of the reload, and no request either set accepts is refused', async (t) => {
-  const db = await testDatabase(t)
   const h = await startTestHermes(t, channels(['old-secret']), db)
   const config = (secrets: string[]): HermesConfig => testConfig(db.url, channels(secrets))
 
@@ -40,10 +42,15 @@ t.test('a rotated secret works within a second of the reload, and no request eit
   const refusedNew: number[] = []
   let phase: 'old' | 'overlap' | 'new' = 'old'
   let running = true
+  let oldInFlight = 0
+  const postOld = async (): Promise<number> => {
+    oldInFlight++
+    try { return await post(h.base, 'old-secret') } finally { oldInFlight-- }
+  }
   const senders = Array.from({ length: 4 }, async () => {
     while (running) {
       const at = phase
-      const oldStatus = at === 'new' ? null : await post(h.base, 'old-secret')
+      const oldStatus = at === 'new' ? null : await postOld()
       if (oldStatus !== null && oldStatus !== 202) refusedOld.push(oldStatus)
       if (at !== 'old') {
         const newStatus = await post(h.base, 'new-secret')
@@ -61,8 +68,11 @@ t.test('a rotated secret works within a second of the reload, and no request eit
   t.ok(Date.now() - started < 1000, `within a second (${Date.now() - started} ms)`)
   await new Promise((resolve) => setTimeout(resolve, 300))
 
-  await h.hermes.reload(() => config(['new-secret']))
+  // No request with the old secret may still be on its way when the reload that removes it runs:
+  // one answered after it is refused, rightly, though it was sent while the secret was in both sets.
   phase = 'new'
+  await until('the requests signed with the old secret to be answered', 5000, async () => oldInFlight === 0 ? true : undefined)
+  await h.hermes.reload(() => config(['new-secret']))
   t.equal(await post(h.base, 'old-secret'), 401, 'the secret rotated out is refused once the reload returns')
   await new Promise((resolve) => setTimeout(resolve, 300))
   running = false
@@ -72,37 +82,45 @@ t.test('a rotated secret works within a second of the reload, and no request eit
   t.equal(await metric(h.base, 'hermes_config_reloads_total{result="applied"}'), 2)
 })
 
+/** One Hermes with a readable log for the two tests of refused reloads (a refused reload changes nothing). */
+let kept: Promise<{ h: TestHermes, lines: () => Array<Record<string, unknown>> }> | null = null
+async function keptHermes (): Promise<{ h: TestHermes, lines: () => Array<Record<string, unknown>> }> {
+  kept ??= (async () => {
+    const { log, lines } = capturedLog()
+    return { h: await startTestHermes(t, channels(['kept-secret']), db, { log }), lines }
+  })()
+  return await kept
+}
+
 t.test('a change that needs a restart is refused with a log line naming it, and the running configuration stays', async (t) => {
-  const db = await testDatabase(t)
-  const { log, lines } = capturedLog()
-  const h = await startTestHermes(t, channels(['kept-secret']), db, { log })
+  const { h, lines } = await keptHermes()
+  const seen = lines().length
+  const refusedBefore = await metric(h.base, 'hermes_config_reloads_total{result="refused"}')
   const running = h.hermes.config()
   const next = testConfig(db.url, { ...channels(['other-secret']), ack: 'enqueued', workers: 3, port: 1 })
   const refused = await h.hermes.reload(() => next).catch((error: unknown) => error)
   t.type(refused, ReloadRefusedError)
-  const line = lines().find((l) => l['code'] === 'HERMES_ERR_RELOAD')
+  const line = lines().slice(seen).find((l) => l['code'] === 'HERMES_ERR_RELOAD')
   t.ok(line, 'an error line with code HERMES_ERR_RELOAD')
   for (const field of ['port', 'ack', 'workers']) t.match(String(line?.['msg']), field, `it names ${field}`)
   t.equal(h.hermes.config(), running, 'the running configuration stays')
   t.equal(await post(h.base, 'kept-secret'), 202, 'its secret still works')
   t.equal(await post(h.base, 'other-secret'), 401, 'and the refused file\'s secret does not: nothing of it was applied')
-  t.equal(await metric(h.base, 'hermes_config_reloads_total{result="refused"}'), 1)
+  t.equal(await metric(h.base, 'hermes_config_reloads_total{result="refused"}'), refusedBefore + 1)
 })
 
 t.test('a broken configuration file is refused and the running configuration stays', async (t) => {
-  const db = await testDatabase(t)
-  const { log, lines } = capturedLog()
-  const h = await startTestHermes(t, channels(['kept-secret']), db, { log })
+  const { h, lines } = await keptHermes()
+  const seen = lines().length
   const broken = await h.hermes.reload(() => resolveConfig({ ...channels([]), port: 0 }, {})).catch((error: unknown) => error)
   t.type(broken, ReloadRefusedError)
-  t.match(String(lines().find((l) => l['code'] === 'HERMES_ERR_RELOAD')?.['msg']), 'channels.sms.secrets must be a non-empty array', 'the log line says what is wrong')
+  t.match(String(lines().slice(seen).find((l) => l['code'] === 'HERMES_ERR_RELOAD')?.['msg']), 'channels.sms.secrets must be a non-empty array', 'the log line says what is wrong')
   const other = await h.hermes.reload(() => { throw new TypeError('unexpected') }).catch((error: unknown) => error)
   t.type(other, ReloadRefusedError, 'any failure to read the file refuses the reload')
   t.equal(await post(h.base, 'kept-secret'), 202)
 })
 
 t.test('SIGHUP re-reads the file of a running process; a file that is not JSON changes nothing', async (t) => {
-  const db = await testDatabase(t)
   const dir = mkdtempSync(join(tmpdir(), 'hermes-reload-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const file = writeConfigFile(dir, { database: { url: db.url }, ...channels(['file-secret-1']) })

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
-import { startTestHermes } from './helpers/hermes.js'
+import { startTestHermes, threadExecArgv } from './helpers/hermes.js'
 import { testDatabase } from '../src/harness/database.js'
 import { dispatchFixture } from '../src/harness/fake-provider.js'
 import { lowerBackendPriority } from '../src/thread-priority.js'
@@ -128,7 +128,8 @@ t.test('dispatch lowers the server processes of its two sessions on a local data
   const sessionNices = async (data: Partial<DispatchData>, count: number): Promise<Record<string, number>> => {
     const ids = await fx.insert('email', count)
     const worker = new Worker(new URL('../workers/dispatch.js', import.meta.url), {
-      workerData: { databaseUrl: fx.db.url, providers: Object.values(fx.config.providers), channels: Object.values(fx.config.channels), logLevel: 'silent', ...data } satisfies DispatchData
+      workerData: { databaseUrl: fx.db.url, providers: Object.values(fx.config.providers), channels: Object.values(fx.config.channels), logLevel: 'silent', ...data } satisfies DispatchData,
+      execArgv: [...threadExecArgv]
     })
     try {
       const [ready] = await once(worker, 'message') as [FromDispatch]

@@ -17,6 +17,8 @@ const dir = mkdtempSync(join(tmpdir(), 'hermes-tls-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 const certFile = join(dir, 'cert.pem')
 const keyFile = join(dir, 'key.pem')
+/** One database for both tests (each Hermes is stopped before the next starts). */
+const db = await testDatabase(t)
 
 /** A fresh self-signed certificate for 127.0.0.1 (openssl), written over the configured files; returns its PEM. */
 function issue (commonName: string): string {
@@ -43,7 +45,6 @@ async function https (port: number, method: string, path: string, ca: string, bo
 
 t.test('HTTPS on the configured port, and a renewed certificate is served after a reload without a restart', async (t) => {
   const first = issue('hermes-first')
-  const db = await testDatabase(t)
   const h = await startTestHermes(t, { tls: { certFile, keyFile } }, db)
   const port = h.hermes.port
 
@@ -71,7 +72,6 @@ t.test('HTTPS on the configured port, and a renewed certificate is served after 
 
 t.test('turning TLS on or off needs a restart', async (t) => {
   issue('hermes-plain')
-  const db = await testDatabase(t)
   const h = await startTestHermes(t, {}, db)
   const refused = await h.hermes.reload(() => testConfig(db.url, { tls: { certFile, keyFile } })).catch((error: unknown) => error)
   t.type(refused, ReloadRefusedError)
