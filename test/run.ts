@@ -26,7 +26,15 @@ const compatKinds: readonly ServerKind[] = ['embedded-14', 'embedded-15', 'embed
 
 interface Totals { total: number, pass: number, fail: number, skip: number }
 /** One tap run on one server: its files (null: every file) and how many run at once. */
-interface Pass { readonly kind: ServerKind, readonly files: readonly string[] | null, readonly jobs: number }
+interface Pass {
+  readonly kind: ServerKind
+  readonly files: readonly string[] | null
+  readonly jobs: number
+  /** tap starts only once this resolves. */
+  readonly after?: Promise<void>
+  /** Called when tap prints its first line, so its plugins are built. */
+  readonly onStarted?: () => void
+}
 
 /**
  * Files that take longest, started first so that no long file starts last
@@ -71,9 +79,12 @@ async function main (): Promise<number> {
   } else {
     // The stock pass runs one file at a time beside the main pass, whose output it holds back until that pass ends.
     passCount = 2
+    // It starts its tap once the main pass's tap is running: a first run rebuilds tap's plugins, and two at once break them.
     const held: string[] = []
-    const stock = runPass({ kind: 'debian-15', files: stockFiles, jobs: 1 }, { write: (line: string) => held.push(line) })
-    add(await runPass({ kind: 'embedded', files: null, jobs: 2 }, process.stdout))
+    let mainStarted = (): void => {}
+    const after = new Promise<void>((resolve) => { mainStarted = resolve })
+    const stock = runPass({ kind: 'debian-15', files: stockFiles, jobs: 1, after }, { write: (line: string) => held.push(line) })
+    add(await runPass({ kind: 'embedded', files: null, jobs: 2, onStarted: () => mainStarted() }, process.stdout).finally(() => mainStarted()))
     const stockResult = await stock
     for (const line of held) process.stdout.write(line)
     add(stockResult)
@@ -114,12 +125,14 @@ function everyFile (): string[] {
 async function runTap (files: readonly string[], pass: Pass, adminUrl: string, out: LineSink): Promise<{ code: number, totals: Totals }> {
   const env: NodeJS.ProcessEnv = { ...process.env, HERMES_TEST_ADMIN_URL: adminUrl, HERMES_TEST_SERVER: pass.kind }
   delete env['DATABASE_URL']
+  await pass.after
   const child = spawn(process.execPath, [new URL('../../node_modules/tap/dist/esm/run.mjs', import.meta.url).pathname, `--jobs=${pass.jobs}`, ...files], { env, stdio: ['ignore', 'pipe', 'inherit'] })
   const stop = (): void => { child.kill('SIGTERM') }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   const totals: Totals = { total: 0, pass: 0, fail: 0, skip: 0 }
   for await (const line of createInterface({ input: child.stdout })) {
+    pass.onStarted?.()
     out.write(`${line}\n`)
     if (/^# \{ total: \d+/.test(line)) {
       for (const key of Object.keys(totals) as Array<keyof Totals>) totals[key] = Number(new RegExp(`\\b${key}: (\\d+)`).exec(line)?.[1] ?? 0)
