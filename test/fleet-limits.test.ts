@@ -36,8 +36,9 @@ for (const n of [1, 2, 3]) {
     st.equal(concurrencies.reduce((a, b) => a + b, 0), concurrency, `concurrency split ${concurrencies.join(' + ')}`)
 
     const first = fake.requests.length
-    // 6 s at the limit: many 1-second windows, a share change at the start of each round, and the rate read over 3.4 s of it.
-    const count = 300
+    // 9 s at the limit: many 1-second windows, a share change at the start of each round, and the rate read over
+    // 6 s of it, so that the half second a newly busy instance waits for its larger share weighs as it does in use.
+    const count = 450
     const ids = await fx.insert('sms', count)
     await fx.waitForStatus(ids, 'sent', 60_000)
     const requests = fake.requests.slice(first)
