@@ -4,9 +4,8 @@
  * it, test/helpers/database.ts), runs tap against it, stops it, and prints
  * the totals of all passes as tap's own last line does.
  *
- *   npm test                          every file on the embedded server (those that measure time
- *                                     last, fewer at once) and, beside them, the PostgreSQL-facing
- *                                     files on Debian's stock 15 (JIT on)
+ *   npm test                          every file on the embedded server, two at a time, and beside
+ *                                     them the PostgreSQL-facing files on Debian's stock 15 (JIT on)
  *   npm run test:compat               the core files on PostgreSQL 14, 15, 16, 17, 18 and Debian's 15
  *   node dist/test/run.js --server embedded-16 [files…]
  */
@@ -26,32 +25,19 @@ const compatFiles = ['http-contract', 'durable-store', 'pipeline-end-to-end', 'd
 const compatKinds: readonly ServerKind[] = ['embedded-14', 'embedded-15', 'embedded-16', 'embedded-17', 'embedded', 'debian-15']
 
 interface Totals { total: number, pass: number, fail: number, skip: number }
-/** Files run by one tap, `jobs` at a time; null: every file not named in another stage of the pass. */
-interface Stage { readonly files: readonly string[] | null, readonly jobs: number }
-/** Stages run one after another on one server. */
+/** One tap run on one server: its files (null: every file), `jobs` at a time. */
 interface Pass {
   readonly kind: ServerKind
-  readonly stages: readonly Stage[]
+  readonly files: readonly string[] | null
+  readonly jobs: number
   /** tap starts only once this resolves. */
   readonly after?: Promise<void>
   /** Called when tap prints its first line, so its plugins are built. */
   readonly onStarted?: () => void
 }
 
-/**
- * Files that judge time or rate as seen from outside Hermes (arrivals per
- * second at a fake provider, latency percentiles, bench ratios). They run
- * after the others, two at a time, so that the machine's other test files
- * do not stall the thread that takes their measurements.
- */
-const measuringFiles = [
-  'bench-quick', 'bench-sustained', 'bench-wrk', 'dispatch-concurrency', 'dispatch-rate-limit', 'fleet-death', 'fleet-limits',
-  'fleet-pause', 'outage-memory', 'overload', 'preclaim', 'provider-gone', 'thread-priority', 'writer-isolation'
-]
-
 const usage = `usage: node dist/test/run.js [--compat] [--server KIND] [FILE…]
-  (no options)    every test on the embedded server (four files at a time, then the ${measuringFiles.length} that measure
-                  time two at a time) and, beside it, the PostgreSQL-facing ones on Debian's postgresql-15
+  (no options)    every test on the embedded server and, at the same time, the PostgreSQL-facing ones on Debian's postgresql-15
   --compat        the core tests on PostgreSQL 14, 15, 16, 17, 18 and Debian's 15, one version after another
   --server KIND   one pass on KIND (${['embedded', 'embedded-14', 'embedded-15', 'embedded-16', 'embedded-17', 'debian-15'].join(', ')})
   FILE…           test files (dist/test/NAME.test.js or NAME) instead of every file`
@@ -69,18 +55,17 @@ async function main (): Promise<number> {
     if (result.code !== 0) status = result.code
     for (const key of Object.keys(sum) as Array<keyof Totals>) sum[key] += result.totals[key]
   }
-  const everything: Stage[] = [{ files: null, jobs: 4 }, { files: measuringFiles, jobs: 2 }]
   let passCount: number
   if (values.compat === true) {
     passCount = compatKinds.length
-    for (const kind of compatKinds) add(await runPass({ kind, stages: [{ files: chosen ?? compatFiles, jobs: 2 }] }, process.stdout))
+    for (const kind of compatKinds) add(await runPass({ kind, files: chosen ?? compatFiles, jobs: 2 }, process.stdout))
   } else if (values.server !== undefined) {
     if (!isServerKind(values.server)) { console.error(`--server ${values.server}: not a server kind\n${usage}`); return 2 }
     passCount = 1
-    add(await runPass({ kind: values.server, stages: chosen === null ? everything : [{ files: chosen, jobs: 2 }] }, process.stdout))
+    add(await runPass({ kind: values.server, files: chosen, jobs: 2 }, process.stdout))
   } else if (chosen !== null) {
     passCount = 1
-    add(await runPass({ kind: 'embedded', stages: [{ files: chosen, jobs: 2 }] }, process.stdout))
+    add(await runPass({ kind: 'embedded', files: chosen, jobs: 2 }, process.stdout))
   } else {
     // The stock pass runs one file at a time beside the main pass, whose output it holds back until that pass ends.
     passCount = 2
@@ -88,8 +73,8 @@ async function main (): Promise<number> {
     const held: string[] = []
     let mainStarted = (): void => {}
     const after = new Promise<void>((resolve) => { mainStarted = resolve })
-    const stock = runPass({ kind: 'debian-15', stages: [{ files: stockFiles, jobs: 1 }], after }, { write: (line: string) => held.push(line) })
-    add(await runPass({ kind: 'embedded', stages: everything, onStarted: () => mainStarted() }, process.stdout).finally(() => mainStarted()))
+    const stock = runPass({ kind: 'debian-15', files: stockFiles, jobs: 1, after }, { write: (line: string) => held.push(line) })
+    add(await runPass({ kind: 'embedded', files: null, jobs: 2, onStarted: () => mainStarted() }, process.stdout).finally(() => mainStarted()))
     const stockResult = await stock
     for (const line of held) process.stdout.write(line)
     add(stockResult)
@@ -101,24 +86,17 @@ async function main (): Promise<number> {
 
 interface LineSink { write (line: string): unknown }
 
-/** Starts the pass's server, runs each stage's tap on it and stops it; a kind not installed here is skipped with a line saying so. */
+/** Starts the pass's server, runs tap on it and stops it; a kind not installed here is skipped with a line saying so. */
 async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, totals: Totals }> {
-  const result = { code: 0, totals: { total: 0, pass: 0, fail: 0, skip: 0 } }
   if (!serverAvailable(pass.kind)) {
     out.write(`# ${pass.kind}: not installed on this machine (apt-get install -y postgresql-15); this pass is skipped\n`)
-    return result
+    return { code: 0, totals: { total: 0, pass: 0, fail: 0, skip: 0 } }
   }
   const server = await startPostgresServer(pass.kind, { settings: { max_connections: '300' } })
   try {
-    const named = new Set(pass.stages.flatMap((stage) => stage.files ?? []))
-    for (const stage of pass.stages) {
-      const files = stage.files?.map(testPath) ?? everyFile().filter((name) => !named.has(name)).map(testPath)
-      out.write(`# pass on ${pass.kind}: ${files.length} files, ${stage.jobs} at a time\n`)
-      const { code, totals } = await runTap(files, stage.jobs, pass, server.adminUrl, out)
-      if (code !== 0) result.code = code
-      for (const key of Object.keys(totals) as Array<keyof Totals>) result.totals[key] += totals[key]
-    }
-    return result
+    const files = pass.files?.map(testPath) ?? everyFile().map(testPath)
+    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time\n`)
+    return await runTap(files, pass, server.adminUrl, out)
   } finally {
     await server.destroy()
   }
@@ -135,12 +113,12 @@ function everyFile (): string[] {
 }
 
 /** Runs tap with the pass's server as every file's shared server, echoing its output and reading its totals line. */
-async function runTap (files: readonly string[], jobs: number, pass: Pass, adminUrl: string, out: LineSink): Promise<{ code: number, totals: Totals }> {
+async function runTap (files: readonly string[], pass: Pass, adminUrl: string, out: LineSink): Promise<{ code: number, totals: Totals }> {
   const env: NodeJS.ProcessEnv = { ...process.env, HERMES_TEST_ADMIN_URL: adminUrl, HERMES_TEST_SERVER: pass.kind }
   delete env['DATABASE_URL']
   await pass.after
   // The server kind as a test argument puts it in the name of each file's t.testdir(), so the same file in two passes at once keeps its fixtures apart.
-  const child = spawn(process.execPath, [new URL('../../node_modules/tap/dist/esm/run.mjs', import.meta.url).pathname, `--jobs=${jobs}`, `--test-arg=${pass.kind}`, ...files], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [new URL('../../node_modules/tap/dist/esm/run.mjs', import.meta.url).pathname, `--jobs=${pass.jobs}`, `--test-arg=${pass.kind}`, ...files], { env, stdio: ['ignore', 'pipe', 'inherit'] })
   const stop = (): void => { child.kill('SIGTERM') }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
