@@ -32,10 +32,12 @@ export interface LiveInstance {
 /** An idle instance's rate weight next to a busy one's 1: with one busy and one idle, the busy one gets 95%. */
 export const kIdleWeight = 0.05
 
+const byId = (a: LiveInstance, b: LiveInstance): number => a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+
 export function shareOf (limits: Limits, live: readonly LiveInstance[], self: string): Limits {
-  const sorted = [...live].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  const sorted = [...live].sort(byId)
   const instances = limits.burst < sorted.length
-    ? [...sorted.filter((i) => i.busy), ...sorted.filter((i) => !i.busy)].slice(0, Math.max(1, Math.floor(limits.burst))).sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    ? [...sorted.filter((i) => i.busy), ...sorted.filter((i) => !i.busy)].slice(0, Math.max(1, Math.floor(limits.burst))).sort(byId)
     : sorted
   const me = instances.findIndex((i) => i.id === self)
   if (me < 0) return { perSecond: 0, burst: 0, concurrency: 0 }
