@@ -225,3 +225,16 @@ CREATE TABLE IF NOT EXISTS fleet_provider_pause (
   set_by        text NOT NULL DEFAULT '',
   CONSTRAINT fleet_provider_pause_pkey PRIMARY KEY (provider)
 );
+
+-- Which schema.sql was last applied (a SHA-256 of this file's text). An
+-- instance that finds its own schema applied skips the statements above:
+-- each takes a table lock even when it changes nothing, and an instance
+-- joining a running fleet must not queue behind, or deadlock with, the
+-- fleet's own transactions (src/store/schema.ts).
+CREATE TABLE IF NOT EXISTS hermes_schema (
+  id           smallint NOT NULL DEFAULT 1,
+  fingerprint  text NOT NULL,
+  applied_at   timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT hermes_schema_pkey PRIMARY KEY (id),
+  CONSTRAINT hermes_schema_one_row_check CHECK (id = 1)
+);

@@ -29,6 +29,8 @@ t.test('a provider held to 100/s: its outcomes share writes', async (t) => {
   // dispatched_at is the write's now(): one value per write.
   const { rows } = await fx.db.query<{ writes: number }>('SELECT count(DISTINCT dispatched_at)::int AS writes FROM message WHERE id = ANY($1::bigint[])', [ids])
   t.ok(rows[0]!.writes <= count / 2, `${count} outcomes in ${rows[0]!.writes} writes (one a message without lingering)`)
+  // Stopped here, not at the file's end: the tests below claim their messages by hand.
+  await dispatcher.stop()
 })
 
 async function claimOne (): Promise<Claimed> {

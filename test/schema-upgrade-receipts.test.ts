@@ -2,6 +2,7 @@
 // messages keep working and take receipts.
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
+import pg from 'pg'
 import { send, startTestHermes } from './helpers/hermes.js'
 import { testDatabase } from '../src/harness/database.js'
 import { formBody, twilioHeaders } from './helpers/twilio.js'
@@ -32,8 +33,25 @@ t.test('an older database gains the new columns and tables, and its sent message
   t.equal(answer.status, 200)
   t.equal((await db.query("SELECT delivery_status FROM message WHERE external_id = 'old-1'")).rows[0].delivery_status, 'delivered')
   await h.hermes.stop()
+
+  // An up-to-date database: a second start runs none of schema.sql's statements, so a long read
+  // holding message (as a running fleet's transactions do) cannot hold it up. ALTER TABLE would wait for it.
+  const config = { channels: { sms: { provider: 'twilio', secrets: ['s'] } }, providers: { twilio: { kind: 'twilio', baseUrl: 'http://127.0.0.1:9', accountSid: 'AC1', authToken: 'tok' } } }
+  const reader = new pg.Client({ connectionString: db.url })
+  await reader.connect()
+  t.teardown(() => reader.end())
+  await reader.query('BEGIN; SELECT count(*) FROM message')
+  const started = startTestHermes(t, config, db)
+  const late = new Promise<'late'>((resolve) => { const timer = setTimeout(resolve, 10_000, 'late'); void started.finally(() => clearTimeout(timer)) })
+  t.not(await Promise.race([started, late]), 'late', 'Hermes starts while another session reads message: it took no table lock')
+  await reader.query('COMMIT')
+  await (await started).hermes.stop()
+
+  // A database whose schema.sql is older (another fingerprint) is upgraded again, idempotently.
+  await db.query("UPDATE hermes_schema SET fingerprint = 'older'")
   await db.query('ALTER TABLE message SET (fillfactor = 80)')
-  const again = await startTestHermes(t, { channels: { sms: { provider: 'twilio', secrets: ['s'] } }, providers: { twilio: { kind: 'twilio', baseUrl: 'http://127.0.0.1:9', accountSid: 'AC1', authToken: 'tok' } } }, db)
+  const again = await startTestHermes(t, config, db)
   t.ok(again.hermes.port > 0, 'applying the schema again is idempotent')
   t.same(await fillfactor(), ['fillfactor=80'], 'a fillfactor the operator chose is kept')
+  t.not((await db.query('SELECT fingerprint FROM hermes_schema')).rows[0].fingerprint, 'older', 'the new fingerprint is recorded')
 })
