@@ -11,6 +11,9 @@
  */
 import { spawn } from 'node:child_process'
 import { readdirSync } from 'node:fs'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { isServerKind, serverAvailable, startPostgresServer, type ServerKind } from '../src/harness/postgres-server.js'
@@ -41,6 +44,21 @@ const usage = `usage: node dist/test/run.js [--compat] [--server KIND] [FILE…]
   --compat        the core tests on PostgreSQL 14, 15, 16, 17, 18 and Debian's 15, one version after another
   --server KIND   one pass on KIND (${['embedded', 'embedded-14', 'embedded-15', 'embedded-16', 'embedded-17', 'debian-15'].join(', ')})
   FILE…           test files (dist/test/NAME.test.js or NAME) instead of every file`
+
+/**
+ * One initialised data directory per server kind for the whole run: a test's
+ * own server starts from a copy of it instead of running initdb (src/harness/postgres-server.ts).
+ */
+async function withTemplates (run: () => Promise<number>): Promise<number> {
+  const templates = await mkdtemp(join(tmpdir(), 'hermes-templates-'))
+  await chmod(templates, 0o777) // as root, initdb runs as `postgres`, which must be able to write there
+  process.env['HERMES_TEST_TEMPLATES'] = templates
+  try {
+    return await run()
+  } finally {
+    await rm(templates, { recursive: true, force: true })
+  }
+}
 
 async function main (): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -140,4 +158,4 @@ async function runTap (files: readonly string[], pass: Pass, adminUrl: string, o
   return { code, totals }
 }
 
-process.exitCode = await main()
+process.exitCode = await withTemplates(main)

@@ -9,10 +9,10 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { pathToFileURL } from 'node:url'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir, userInfo } from 'node:os'
-import { join } from 'node:path'
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded-postgres.js'
+import { dirname, join } from 'node:path'
+import { copyTemplate, startEmbeddedPostgres, type EmbeddedDatabase } from '../store/embedded-postgres.js'
 import { createLogger } from '../log.js'
 import { freePort } from './free-port.js'
 
@@ -90,7 +90,8 @@ async function startEmbedded (kind: ServerKind, options: ServerOptions): Promise
   const packageName = embeddedModule(kind)
   const log = createLogger('silent')
   const flags = Object.entries(options.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`])
-  const boot = async (): Promise<EmbeddedDatabase> => await startEmbeddedPostgres({ dataDir, port, log, packageName, extraFlags: flags })
+  const template = templateDir(kind)
+  const boot = async (): Promise<EmbeddedDatabase> => await startEmbeddedPostgres({ dataDir, port, log, packageName, extraFlags: flags, ...(template === undefined ? {} : { template }) })
   let server: EmbeddedDatabase | null = await boot()
   const url = new URL(server.url)
   url.pathname = '/postgres'
@@ -106,6 +107,15 @@ async function startEmbedded (kind: ServerKind, options: ServerOptions): Promise
   }
 }
 
+/**
+ * Where a run keeps one initialised data directory per server kind (`HERMES_TEST_TEMPLATES`, set
+ * by test/run.ts): a server of a test's own starts from a copy of it instead of running initdb.
+ */
+function templateDir (kind: ServerKind): string | undefined {
+  const dir = process.env['HERMES_TEST_TEMPLATES']
+  return dir === undefined || dir === '' ? undefined : join(dir, kind)
+}
+
 /** Debian's server refuses to run as root: as root its commands run as the `postgres` user. */
 function asPostgres (command: string, args: readonly string[]): void {
   const root = userInfo().uid === 0
@@ -119,13 +129,24 @@ async function startDebian (options: ServerOptions): Promise<PostgresServer> {
   if (!serverAvailable('debian-15')) throw new Error(`Debian's postgresql-15 is not installed (${debianBin}); apt-get install -y postgresql-15`)
   const dir = await mkdtemp(join(tmpdir(), 'hermes-debian-15-'))
   const dataDir = join(dir, 'data')
-  if (userInfo().uid === 0) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim())
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim())
-    await chown(dir, uid, gid)
-  }
+  const owner = userInfo().uid === 0
+    ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()) }
+    : null
+  if (owner !== null) await chown(dir, owner.uid, owner.gid)
   const port = await freePort()
-  asPostgres(join(debianBin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync'])
+  const initdb = async (into: string): Promise<void> => { asPostgres(join(debianBin, 'initdb'), ['-D', into, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync']) }
+  const template = templateDir('debian-15')
+  if (template === undefined) {
+    await initdb(dataDir)
+  } else {
+    await mkdir(dataDir, { mode: 0o700 })
+    if (owner !== null) await chown(dataDir, owner.uid, owner.gid) // the copied files keep the template's owner
+    await copyTemplate(template, dataDir, async (into) => {
+      await mkdir(dirname(into), { recursive: true, mode: 0o777 })
+      await chmod(dirname(into), 0o777)
+      await initdb(into)
+    })
+  }
   // The package's defaults stand (jit = on among them); only where and how many connections are ours.
   const settings: Record<string, string> = {
     listen_addresses: "'127.0.0.1'",

