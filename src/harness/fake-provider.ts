@@ -5,9 +5,10 @@
  * Below it, the fixtures the dispatch tests share: a config pointing at
  * fake providers, a prepared database, and messages inserted straight with SQL.
  */
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
+import { Worker } from 'node:worker_threads'
 import { randomBytes } from 'node:crypto'
-import type { Socket } from 'node:net'
+import { kConnections, kInFlight, kMaxInFlight, type ArrivedRequest, type FromProviderThread, type ToProviderThread, type WireReply } from './fake-provider-thread.js'
 import pg from 'pg'
 import { resolveConfig, type HermesConfig } from '../config.js'
 import { prepareDatabase } from '../store/schema.js'
@@ -29,7 +30,7 @@ export interface FakeRequest {
   readonly api: Api
   /** The recipient, read from the API's own field. */
   readonly to: string | undefined
-  /** Date.now() when the request's body had fully arrived. */
+  /** When the provider's thread received the request's headers: ms since the epoch, on a monotonic clock. */
   readonly at: number
 }
 
@@ -71,60 +72,58 @@ export interface FakeProvider {
   releaseHeld (): void
 }
 
-/** `record: false` keeps only a count (the bench sends hundreds of thousands of requests). */
+/**
+ * `record: false` keeps only a count (the bench sends hundreds of thousands of requests).
+ * The listening side runs in a thread of its own (fake-provider-thread.ts), which stamps each
+ * request as it arrives; replies are decided here, on the test's thread.
+ */
 export async function startFakeProvider (t: Teardown, options: { record?: boolean } = {}): Promise<FakeProvider> {
   const record = options.record ?? true
   const requests: FakeRequest[] = []
-  const sockets = new Set<Socket>()
   let responder: Responder | null = null
   let scripted: Reply[] = []
   const scriptedFor = new Map<string, Reply[]>()
-  let inFlight = 0
-  let maxInFlight = 0
-  let connections = 0
+  const counters = new Int32Array(new SharedArrayBuffer(3 * 4))
   let port = 0
   let listening = false
+  let seen = 0
   const timers = new Set<NodeJS.Timeout>()
   const held = new Set<() => void>()
+  // The thread needs none of tap's module hooks, which would load its modules through a hooks thread of its own.
+  const execArgv = process.execArgv.filter((arg, i, all) => !arg.includes('@tapjs/') && !(arg === '--import' && all[i + 1]?.includes('@tapjs/') === true))
+  const thread = new Worker(new URL('./fake-provider-thread.js', import.meta.url), { workerData: { fakeProvider: true, counters: counters.buffer }, execArgv })
+  let waiting: { resolve: (port: number) => void, reject: (error: Error) => void } | null = null
+  const send = (message: ToProviderThread): void => thread.postMessage(message)
 
-  const server = createServer((req, res) => {
-    inFlight++
-    maxInFlight = Math.max(maxInFlight, inFlight)
-    let done = false
-    const finish = (): void => { if (!done) { done = true; inFlight-- } }
-    res.on('close', finish)
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8')
-      const request = parseRequest(req.method ?? '', req.url ?? '', req.headers, raw)
-      const index = requests.length
-      if (record) requests.push(request)
-      const reply = (request.to === undefined ? undefined : scriptedFor.get(request.to)?.shift()) ?? scripted.shift() ?? responder?.(request, index) ?? undefined
-      const answer = (): void => { if (!res.destroyed) writeReply(res, request, reply ?? successOf(request)) }
-      if (reply?.hold === true) {
-        held.add(answer)
-      } else if (reply?.delayMs !== undefined && reply.delayMs > 0) {
-        const timer = setTimeout(() => { timers.delete(timer); answer() }, reply.delayMs)
-        timers.add(timer)
-      } else {
-        answer()
-      }
-    })
+  const onRequest = (arrived: ArrivedRequest): void => {
+    const request = parseRequest(arrived.method, arrived.url, arrived.headers, arrived.raw, arrived.at)
+    const index = seen++
+    if (record) requests.push(request)
+    const reply = (request.to === undefined ? undefined : scriptedFor.get(request.to)?.shift()) ?? scripted.shift() ?? responder?.(request, index) ?? undefined
+    const answer = (): void => { if (listening) send({ type: 'reply', id: arrived.id, reply: wireReply(request, reply ?? successOf(request)) }) }
+    if (reply?.hold === true) {
+      held.add(answer)
+    } else if (reply?.delayMs !== undefined && reply.delayMs > 0) {
+      const timer = setTimeout(() => { timers.delete(timer); answer() }, reply.delayMs)
+      timers.add(timer)
+    } else {
+      answer()
+    }
+  }
+  thread.on('message', (message: FromProviderThread) => {
+    if (message.type === 'request') { onRequest(message); return }
+    const w = waiting
+    waiting = null
+    if (message.type === 'error') w?.reject(new Error(`fake provider: ${message.message}`))
+    else w?.resolve(message.type === 'listening' ? message.port : port)
   })
-  server.on('connection', (socket: Socket) => {
-    connections++
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
+  const ask = async (message: ToProviderThread): Promise<number> => await new Promise((resolve, reject) => {
+    waiting = { resolve, reject }
+    send(message)
   })
-  server.keepAliveTimeout = 30_000
 
   const listen = async (): Promise<void> => {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, '127.0.0.1', () => { server.off('error', reject); resolve() })
-    })
-    port = (server.address() as { port: number }).port
+    port = await ask({ type: 'listen', port })
     listening = true
   }
   const stop = async (): Promise<void> => {
@@ -133,20 +132,18 @@ export async function startFakeProvider (t: Teardown, options: { record?: boolea
     for (const timer of timers) clearTimeout(timer)
     timers.clear()
     held.clear()
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-    for (const socket of sockets) socket.destroy()
-    await closed
+    await ask({ type: 'stop' })
   }
+  t.teardown(async () => { await stop(); await thread.terminate() })
   await listen()
-  t.teardown(stop)
 
   return {
     get url () { return `http://127.0.0.1:${port}` },
     get port () { return port },
     requests,
-    get inFlight () { return inFlight },
-    get maxInFlight () { return maxInFlight },
-    get connections () { return connections },
+    get inFlight () { return Atomics.load(counters, kInFlight) },
+    get maxInFlight () { return Atomics.load(counters, kMaxInFlight) },
+    get connections () { return Atomics.load(counters, kConnections) },
     respond: (fn) => { responder = fn },
     script: (...replies) => { scripted = [...scripted, ...replies] },
     scriptFor: (to, ...replies) => { scriptedFor.set(to, [...(scriptedFor.get(to) ?? []), ...replies]) },
@@ -176,9 +173,8 @@ export function busiestWindow (times: readonly number[], windowMs = 1000): numbe
   return busiest
 }
 
-function parseRequest (method: string, url: string, headers: IncomingHttpHeaders, raw: string): FakeRequest {
+function parseRequest (method: string, url: string, headers: IncomingHttpHeaders, raw: string, at: number): FakeRequest {
   const path = url.split('?')[0]!
-  const at = Date.now()
   if (/^\/2010-04-01\/Accounts\/[^/]+\/Messages\.json$/.test(path)) {
     const form: Record<string, string | string[]> = {}
     for (const [key, value] of new URLSearchParams(raw)) {
@@ -204,19 +200,12 @@ function successOf (request: FakeRequest): Reply {
   }
 }
 
-function writeReply (res: ServerResponse, request: FakeRequest, reply: Reply): void {
-  if (reply.close === 'before-response') { res.socket?.destroy(); return }
+/** The reply as the provider's thread writes it: status, headers and body text. */
+function wireReply (request: FakeRequest, reply: Reply): WireReply {
   const status = reply.status ?? successOf(request).status ?? 200
   const text = reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body)
   const headers: Record<string, string> = { 'content-type': 'application/json', ...reply.headers }
-  if (reply.close === 'mid-response') {
-    const full = text === '' ? '{"sid":"SMcut-short-before-the-end"}' : text
-    res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(full)) })
-    res.write(full.slice(0, Math.floor(full.length / 2)), () => res.socket?.destroy())
-    return
-  }
-  res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(text)) })
-  res.end(text)
+  return reply.close === undefined ? { status, headers, text } : { status, headers, text, close: reply.close }
 }
 
 // ---------------------------------------------------------------------------
