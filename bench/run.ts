@@ -75,6 +75,7 @@ Options:
   --quick                    short runs (about a minute in all)
   --duration S               seconds per measured run (6; 3 with --quick)
   --runs N                   runs per HTTP scenario (3; 1 with --quick)
+  --warmup S                 seconds of warm-up load before each HTTP run (3; 1 with --quick; 0: none)
   --connections N            connections of every HTTP scenario but durable's (100)
   --durable-connections N    durable's connections (3000)
   --workload repeat|cold     reused parties, or every party new (repeat)
@@ -109,6 +110,7 @@ function parseBenchArgs () {
       help: { type: 'boolean', short: 'h' },
       duration: stringOption,
       runs: stringOption,
+      warmup: stringOption,
       connections: stringOption,
       'durable-connections': stringOption,
       workload: stringOption,
@@ -149,7 +151,8 @@ const quick = parsed.values.quick === true
 const duration = Number(option('duration', quick ? '3' : '6'))
 const connections = Number(option('connections', '100'))
 const durableConnections = Number(option('durable-connections', '3000'))
-const warmupSeconds = quick ? 1 : 3
+const warmupSeconds = Number(option('warmup', quick ? '1' : '3'))
+if (!(Number.isInteger(warmupSeconds) && warmupSeconds >= 0)) throw new Error('--warmup must be a whole number of seconds')
 const runs = Number(option('runs', quick ? '1' : '3'))
 const overloadSeconds = Number(option('overload', quick ? '5' : '30'))
 const storageRows = Number(option('rows', quick ? '20000' : '100000'))
@@ -337,7 +340,7 @@ async function main (): Promise<void> {
       // 185 MiB rising to ~290 by 25 s, then 280-306 for the next 70 s), so the warm-up lasts as long as the run.
       const pacing = rate === undefined ? {} : { rate }
       if (scenario === 'overload') await runWrk({ port: server.port, requestsFile, duration: quick ? 1 : seconds, connections: conns })
-      else await runWrk({ port: server.port, requestsFile: nativeFiles?.warmup ?? warmupFile, duration: warmupSeconds, connections: conns, target, ...pacing })
+      else if (warmupSeconds > 0) await runWrk({ port: server.port, requestsFile: nativeFiles?.warmup ?? warmupFile, duration: warmupSeconds, connections: conns, target, ...pacing })
       const rssBefore = rssBytes(pid)
       const before = hermes ? await scrape(server.port) : null
       const sentBefore = before === null ? 0 : providerSends(before)
@@ -404,7 +407,7 @@ async function main (): Promise<void> {
         }
         const threads = Math.max(1, Math.floor(2 / instances))
         const part = Math.max(threads, Math.floor(conns / instances))
-        await Promise.all(servers.map(async (s) => await runWrk({ port: s.port, requestsFile: warmupFile, duration: warmupSeconds, connections: part, threads })))
+        if (warmupSeconds > 0) await Promise.all(servers.map(async (s) => await runWrk({ port: s.port, requestsFile: warmupFile, duration: warmupSeconds, connections: part, threads })))
         const dirs = servers.map((_, i) => join(work, `accepted-fleet-${i}-${Date.now()}`))
         for (const dir of dirs) mkdirSync(dir)
         const before = await Promise.all(servers.map(async (s) => await scrape(s.port)))

@@ -353,7 +353,7 @@ export class EndToEnd {
     await system.reset()
     const running = await system.start()
     try {
-      await runWrk({ port: running.port, requestsFile: this.ctx.warmupFile, duration: this.ctx.warmupSeconds, connections: this.ctx.durableConnections })
+      if (this.ctx.warmupSeconds > 0) await runWrk({ port: running.port, requestsFile: this.ctx.warmupFile, duration: this.ctx.warmupSeconds, connections: this.ctx.durableConnections })
       const cpu0 = await readCpu(running.sources)
       const sent0 = await running.sent()
       const wrk = await runWrk({ port: running.port, requestsFile: this.ctx.requestsFile, duration: this.ctx.duration, connections: this.ctx.durableConnections })
