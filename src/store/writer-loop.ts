@@ -30,6 +30,10 @@ const kIdlePingMs = 1000
 /** Receipts waiting for their message are looked for this soon after one is stored, then ever less often (doubling) up to the maximum. */
 const kMinSweepMs = 50
 const kMaxSweepMs = 30_000
+/** A batch this large is committed without waiting for more: its fixed cost is then under a fifth of its CPU. */
+const kFullBatchRows = 128
+/** At most this many maxBatchDelayMs slices of waiting for a fuller batch (8 ms at the default 2 ms). */
+const kHoldSlices = 4
 
 /**
  * Owns one PostgreSQL connection and commits batches with group commit: a
@@ -115,15 +119,28 @@ export class WriterLoop {
     }
   }
 
-  /** Waits up to maxBatchDelayMs for a fuller batch when the queue is small. */
+  /**
+   * Waits for a fuller batch when the queue is small: one maxBatchDelayMs
+   * slice (all a lone message waits), then further slices while rows keep
+   * arriving, until the queue holds kFullBatchRows or the batch has been held
+   * kHoldSlices slices. A transaction costs about 1 ms of CPU (writer and
+   * backend) whatever its size, against ~35 µs a row, so under a steady load
+   * of a few thousand a second a batch of 10-20 rows spent most of its CPU on
+   * that fixed part (bench/README.md, "Ingest CPU per message").
+   */
   private async gather (): Promise<void> {
     const { maxBatchDelayMs, maxBatchRows } = this.options
-    if (maxBatchDelayMs <= 0 || this.queuedRows >= maxBatchRows || this.stopping) return
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, maxBatchDelayMs)
-      this.wake = () => { if (this.queuedRows >= maxBatchRows || this.stopping) { clearTimeout(timer); resolve() } }
-    })
-    this.wake = null
+    const target = Math.min(maxBatchRows, kFullBatchRows)
+    for (let slice = 0; slice < kHoldSlices; slice++) {
+      if (maxBatchDelayMs <= 0 || this.queuedRows >= target || this.stopping) return
+      const before = this.queuedRows
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, maxBatchDelayMs)
+        this.wake = () => { if (this.queuedRows >= target || this.stopping) { clearTimeout(timer); resolve() } }
+      })
+      this.wake = null
+      if (this.queuedRows === before) return // nothing came: more waiting would only add latency
+    }
   }
 
   /** Takes whole batches up to maxBatchRows (at least one) off the queue's front, leaving them queued until committed. */
