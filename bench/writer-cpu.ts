@@ -6,7 +6,7 @@
  *
  *   DATABASE_URL=postgres://… node dist/bench/writer-cpu.js [--batches 10,50,250] [--rows 20000] [--rounds 2]
  *
- * Needs the server on this host (it reads the backend's /proc/<pid>/stat).
+ * Needs the server on this host (it reads the backend's /proc/<pid>/schedstat).
  * A database of its own is created and dropped. Each batch size runs over
  * rows of the repeat workload whose parties and conversations the writer
  * has already seen (a warm id cache: the steady state), committed one batch
@@ -31,9 +31,9 @@ const rounds = Number(option('rounds', '2'))
 const rate = Number(option('rate', '0'))
 const adminUrl = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5499/postgres'
 
+/** A process's CPU time in seconds, to the nanosecond. */
 function procSeconds (pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(f[11]) + Number(f[12])) / 100
+  return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9
 }
 
 function batchesOf (size: number, count: number, runId: string): Array<{ slots: Uint32Array, rows: Uint8Array }> {

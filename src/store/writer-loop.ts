@@ -229,15 +229,16 @@ export class WriterLoop {
     const preclaim = this.preclaimer?.batch(rowCount(group))
     const annotated = group.map((b) => this.cache.annotate(b.rows, preclaim?.claimMs))
     const uncached = annotated.reduce((n, a) => n + a.uncached, 0)
+    const plain = annotated.every((a) => a.claimed === 0 && a.withFiles === 0)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['miss'], uncached)
     this.options.metrics?.inc('hermes_writer_id_cache_total', ['hit'], rowCount(group) - uncached)
     const rows = annotated.map((a) => a.rows)
     const bytes = rows.reduce((n, r) => n + r.length, 0)
     try {
       const truncate = this.stagedBytes + bytes >= kStagingBytesPerTruncate
-      // One round trip: BEGIN, the COPY, the merge (resolve only when something is not cached), the
-      // staging table's DELETE or TRUNCATE, COMMIT.
-      const transaction = writerTransaction({ resolve: uncached > 0, truncate })
+      // One round trip: BEGIN, the COPY, the merge (resolve only when something is not cached; the
+      // plain insert when nothing is pre-claimed or has files), the staging table's DELETE or TRUNCATE, COMMIT.
+      const transaction = writerTransaction({ resolve: uncached > 0, truncate, plain })
       const results = await runCopyTransaction(client, transaction.sql, rows)
       this.stagedBytes = truncate ? 0 : this.stagedBytes + bytes
       this.markUp()
