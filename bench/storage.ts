@@ -4,6 +4,7 @@
  * Hermes' writer stage alone (WriterLoop fed pre-normalized COPY batches:
  * staging, id cache, merge, dedup, attachments). Both commit every 5000 rows.
  */
+import { readFileSync } from 'node:fs'
 import pg from 'pg'
 import { encodeStagingRow, encodeTextArray, encodeCopyText } from '../src/process/copy-encoder.js'
 import { WriterLoop } from '../src/store/writer-loop.js'
@@ -14,7 +15,29 @@ import { workloadMessage } from '../src/harness/gen-requests.js'
 
 const kBatch = 5000
 
-export interface StorageResult { readonly rowsPerSecond: number, readonly rows: number, readonly seconds: number }
+export interface StorageResult {
+  readonly rowsPerSecond: number
+  readonly rows: number
+  readonly seconds: number
+  /** CPU per row of the timed part, in microseconds: the PostgreSQL session's backend, and this process (the client side). */
+  readonly backendUsPerRow: number
+  readonly clientUsPerRow: number
+}
+
+/** A process's CPU time in seconds, to the nanosecond (/proc/<pid>/schedstat): the server is on this host. */
+function cpuSeconds (pid: number): number {
+  try { return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9 } catch { return Number.NaN }
+}
+
+/** Starts counting the CPU of a backend and of this process; the returned function gives µs per row since. */
+function cpuCounter (backendPid: number, rows: number): () => { backendUsPerRow: number, clientUsPerRow: number } {
+  const backend0 = cpuSeconds(backendPid)
+  const client0 = process.cpuUsage()
+  return () => {
+    const client = process.cpuUsage(client0)
+    return { backendUsPerRow: 1e6 * (cpuSeconds(backendPid) - backend0) / rows, clientUsPerRow: (client.user + client.system) / rows }
+  }
+}
 
 function rowsOf (count: number, workload: 'repeat' | 'cold', runId: string): Array<ReturnType<typeof workloadMessage>> {
   return Array.from({ length: count }, (_, i) => workloadMessage(i, workload, runId))
@@ -44,6 +67,8 @@ export async function rawCopy (databaseUrl: string, count: number, workload: 're
       const a = Number(party.get(r.from)); const b = Number(party.get(r.to))
       return `${channelId}\t${encodeCopyText(r.id)}\t${conversation.get(`${Math.min(a, b)}:${Math.max(a, b)}`)!}\t${a}\t${b}\t${encodeCopyText(r.body)}\t${received}\n`
     })
+    const backendPid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+    const cpu = cpuCounter(backendPid, count)
     const started = performance.now()
     // Sent as the writer sends its batches (one round trip each), so the ratio compares what the server does.
     for (let i = 0; i < lines.length; i += kBatch) {
@@ -51,7 +76,7 @@ export async function rawCopy (databaseUrl: string, count: number, workload: 're
         [Buffer.from(lines.slice(i, i + kBatch).join(''))])
     }
     const seconds = (performance.now() - started) / 1000
-    return { rowsPerSecond: count / seconds, rows: count, seconds }
+    return { rowsPerSecond: count / seconds, rows: count, seconds, ...cpu() }
   } finally {
     await client.end()
   }
@@ -72,6 +97,8 @@ export async function writerStage (databaseUrl: string, count: number, workload:
   let committed = 0
   let finished: () => void = () => {}
   const done = new Promise<void>((resolve) => { finished = resolve })
+  let connected: () => void = () => {}
+  const ready = new Promise<void>((resolve) => { connected = resolve })
   const loop = new WriterLoop({
     databaseUrl,
     status: createStatusBlock(),
@@ -79,6 +106,7 @@ export async function writerStage (databaseUrl: string, count: number, workload:
     maxBatchDelayMs: 0,
     log: createLogger('warn'),
     post: (message) => {
+      if (message.type === 'ready') connected()
       if (message.type === 'committed' || message.type === 'rejected') {
         committed += message.slots.length
         if (committed >= count) finished()
@@ -86,11 +114,27 @@ export async function writerStage (databaseUrl: string, count: number, workload:
     }
   })
   const running = loop.run()
+  // Connecting and preparing the session is not the writer's work per row, and raw COPY's clock starts connected too.
+  await ready
+  const backendPid = await writerBackend(databaseUrl)
+  const cpu = cpuCounter(backendPid, count)
   const started = performance.now()
   for (const batch of batches) loop.enqueue(batch)
   await done
   const seconds = (performance.now() - started) / 1000
+  const used = cpu()
   loop.stop()
   await running
-  return { rowsPerSecond: count / seconds, rows: count, seconds }
+  return { rowsPerSecond: count / seconds, rows: count, seconds, ...used }
+}
+
+async function writerBackend (databaseUrl: string): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'hermes-writer' AND datname = current_database()")
+    return rows[0]?.pid ?? -1
+  } finally {
+    await client.end()
+  }
 }

@@ -166,10 +166,10 @@ t.test('SIGKILL while the merge is waiting on a lock: nothing half-merged, every
     // is cut at track_activity_query_size (1 kB by default), so the two agree up to the shorter.
     return r.rows.find((row) => {
       const query = row['query'] as string
-      return query.length > 0 && [true, false].some((truncate) => {
-        const { sql } = writerTransaction({ resolve: true, truncate })
+      return query.length > 0 && [true, false].some((truncate) => [true, false].some((plain) => {
+        const { sql } = writerTransaction({ resolve: true, truncate, plain })
         return sql.startsWith(query) || query.startsWith(sql)
-      })
+      }))
     })
   })
   run.child.kill('SIGKILL')

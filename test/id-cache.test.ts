@@ -30,3 +30,13 @@ t.test('the cache is bounded: past maxEntries it starts over', async (t) => {
   cache.learn([{ from_address: 'e', to_address: 'f', from_id: '7', to_id: '8', conversation_id: '9' }])
   t.ok(cache.size.parties <= 4, `parties ${cache.size.parties}`)
 })
+
+t.test('it counts the rows that need the full insert: those given a lease and those with files', async (t) => {
+  const cache = new IdCache()
+  const withFiles = encodeStagingRow({ channel: 'email', external_id: 'e1', address_kind: 'email', from_address: 'a@example.com', to_address: 'b@example.com', body: '', sent_at: null, received_at: '2026-11-29T10:00:00.000Z', attachments: '{}', subject: 'hello', files: '[{"filename":"a.txt"}]' })
+  const withSubject = encodeStagingRow({ channel: 'email', external_id: 'e2', address_kind: 'email', from_address: 'a@example.com', to_address: 'b@example.com', body: '', sent_at: null, received_at: '2026-11-29T10:00:00.000Z', attachments: '{}', subject: 'no files' })
+  const plain = cache.annotate(Buffer.from(row('+111', '+222') + withSubject))
+  t.same([plain.claimed, plain.withFiles], [0, 0], 'an SMS and an email without files')
+  const mixed = cache.annotate(Buffer.from(row('+111', '+222') + withFiles + withSubject), (channel) => channel === 'sms' ? 60_000 : undefined)
+  t.same([mixed.claimed, mixed.withFiles], [1, 1], 'the SMS pre-claimed, one email with files')
+})

@@ -17,10 +17,14 @@ export interface AnnotatedRows {
   readonly rows: Buffer
   /** Rows without a cached conversation id (the merge resolves them in SQL). */
   readonly uncached: number
+  /** Rows given a lease (pre-claimed), and rows with attached files (their last column is not `\N`): both need the full insert. */
+  readonly claimed: number
+  readonly withFiles: number
 }
 
 const kTab = 0x09
 const kNewline = 0x0a
+const kNull = Buffer.from('\t\\N')
 const pairKey = (a: string, b: string): string => (a < b ? `${a}\n${b}` : `${b}\n${a}`)
 
 export class IdCache {
@@ -48,6 +52,8 @@ export class IdCache {
     const ends: number[] = []
     let prefixBytes = 0
     let uncached = 0
+    let claimed = 0
+    let withFiles = 0
     for (let start = 0; start < input.length;) {
       const t1 = input.indexOf(kTab, start)
       const t2 = input.indexOf(kTab, t1 + 1)
@@ -59,7 +65,9 @@ export class IdCache {
       const conversation = this.conversations.get(pairKey(from, to))
       const fromId = this.parties.get(from)
       const toId = this.parties.get(to)
-      const claim = claimMs?.(input.toString('latin1', start, t1)) ?? '\\N'
+      const lease = claimMs?.(input.toString('latin1', start, t1))
+      if (lease !== undefined) claimed++
+      const claim = lease ?? '\\N'
       let prefix: string
       if (conversation === undefined || fromId === undefined || toId === undefined) {
         uncached++
@@ -72,6 +80,8 @@ export class IdCache {
       prefixes.push(prefix)
       prefixBytes += prefix.length // ASCII: digits, tabs, \N
       const newline = input.indexOf(kNewline, t5)
+      const end = newline < 0 ? input.length : newline
+      if (input.compare(kNull, 0, kNull.length, end - kNull.length, end) !== 0) withFiles++
       start = newline < 0 ? input.length : newline + 1
       ends.push(start)
     }
@@ -83,7 +93,7 @@ export class IdCache {
       at += input.copy(out, at, start, ends[line])
       start = ends[line]!
     }
-    return { rows: out, uncached }
+    return { rows: out, uncached, claimed, withFiles }
   }
 
   /** Learns ids resolved by a transaction that has committed. */
