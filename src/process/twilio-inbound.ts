@@ -67,7 +67,7 @@ export function processTwilioInbound (raw: RawWebhook, meta: NativeMeta, options
       else attachments.push(url)
     }
     for (const name of p.keys()) {
-      const m = /^MediaUrl(\d+)$/.exec(name)
+      const m = name.startsWith('MediaUrl') ? /^MediaUrl(\d+)$/.exec(name) : null
       if (m !== null && Number(m[1]) >= count) problems.push({ field: name, reason: `is beyond NumMedia (${count})` })
     }
   }
