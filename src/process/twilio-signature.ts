@@ -51,7 +51,21 @@ export function twilioSignature (token: string, url: string, paramString: string
 const kAuthority = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)/i
 
 /** The URL without and with its scheme's default port (or as given, when it names another port). */
-export function urlCandidates (url: string): string[] {
+export function urlCandidates (url: string): readonly string[] {
+  let candidates = candidatesOf.get(url)
+  if (candidates === undefined) {
+    // A channel's URL is the same for every request: worked out once. Bounded, as query strings may vary.
+    if (candidatesOf.size >= kCandidatesKept) candidatesOf.clear()
+    candidates = computeUrlCandidates(url)
+    candidatesOf.set(url, candidates)
+  }
+  return candidates
+}
+
+const kCandidatesKept = 256
+const candidatesOf = new Map<string, readonly string[]>()
+
+function computeUrlCandidates (url: string): readonly string[] {
   const m = kAuthority.exec(url)
   if (m === null) return [url]
   const [prefix, scheme, authority] = m as unknown as [string, string, string]
