@@ -15,11 +15,14 @@ export function isTwilioSignatureShape (header: string): boolean {
   return kSignatureShape.test(header)
 }
 
-/** The signed string after the URL: params grouped by name, sorted as JavaScript sorts strings (by UTF-16 code unit). */
-export function twilioParamString (params: FormParams): string {
-  // A stable insertion sort by name (a repeated name keeps its values in order): for a form's
-  // few dozen fields, cheaper than Array.prototype.sort calling back into a comparator.
+/**
+ * The params ordered by name, stably (a repeated name keeps its values in order). A form's few
+ * dozen fields are insertion-sorted, cheaper than Array.prototype.sort calling back into a
+ * comparator; a larger form (its quadratic worst case would stall a worker) goes to the latter.
+ */
+function sortedByName (params: FormParams): Array<readonly [string, string]> {
   const sorted = params.slice()
+  if (sorted.length > kInsertionSortMax) return sorted.sort(byName)
   for (let i = 1; i < sorted.length; i++) {
     const pair = sorted[i]!
     const name = pair[0]
@@ -27,6 +30,18 @@ export function twilioParamString (params: FormParams): string {
     while (j >= 0 && sorted[j]![0] > name) { sorted[j + 1] = sorted[j]!; j-- }
     sorted[j + 1] = pair
   }
+  return sorted
+}
+
+const kInsertionSortMax = 64
+
+function byName (a: readonly [string, string], b: readonly [string, string]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0
+}
+
+/** The signed string after the URL: params grouped by name, sorted as JavaScript sorts strings (by UTF-16 code unit). */
+export function twilioParamString (params: FormParams): string {
+  const sorted = sortedByName(params)
   let out = ''
   for (let i = 0; i < sorted.length;) {
     const name = sorted[i]![0]
