@@ -20,8 +20,6 @@ export interface NativeMeta {
   readonly emailTimestamp: string
 }
 
-const kFields = ['path', 'query', 'host', 'contentType', 'authorization', 'twilioSignature', 'emailSignature', 'emailTimestamp'] as const
-
 /** The header names read for each field (the path and query come from the request line). */
 export const nativeHeaderNames = {
   host: 'host',
@@ -35,13 +33,27 @@ export const nativeHeaderNames = {
 /** Longest meta string a record carries; more is refused (431) before the body is read. */
 export const kMaxMetaChars = 16 * 1024
 
+/** A value without line feeds (the separator); header values never hold one, so the search is all it costs. */
+function oneLine (value: string): string {
+  return value.includes('\n') ? value.replaceAll('\n', '') : value
+}
+
+/** Built on the HTTP thread for every provider-native request: one concatenation, no copies of values without a line feed. */
 export function encodeNativeMeta (meta: NativeMeta): string {
-  return kFields.map((field) => meta[field].replace(/\n/g, '')).join('\n')
+  return oneLine(meta.path) + '\n' + oneLine(meta.query) + '\n' + oneLine(meta.host) + '\n' + oneLine(meta.contentType) + '\n' +
+    oneLine(meta.authorization) + '\n' + oneLine(meta.twilioSignature) + '\n' + oneLine(meta.emailSignature) + '\n' + oneLine(meta.emailTimestamp)
 }
 
 export function decodeNativeMeta (text: string): NativeMeta {
-  const parts = text.split('\n')
-  const meta: Record<string, string> = {}
-  kFields.forEach((field, i) => { meta[field] = parts[i] ?? '' })
-  return meta as unknown as NativeMeta
+  const p = text.split('\n')
+  return {
+    path: p[0] ?? '',
+    query: p[1] ?? '',
+    host: p[2] ?? '',
+    contentType: p[3] ?? '',
+    authorization: p[4] ?? '',
+    twilioSignature: p[5] ?? '',
+    emailSignature: p[6] ?? '',
+    emailTimestamp: p[7] ?? ''
+  }
 }

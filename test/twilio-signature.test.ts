@@ -59,6 +59,14 @@ t.test('repeated names contribute each distinct value, sorted, as the library do
   t.equal(twilioSignature('tok', 'https://h/x', twilioParamString(form.params)), twilio.getExpectedTwilioSignature('tok', 'https://h/x', params))
 })
 
+t.test('a form of hundreds of fields, in reverse order and with repeated names, signs as the library signs it', async (t) => {
+  const params: Record<string, string | string[]> = {}
+  for (let i = 300; i > 0; i--) params[`Field${String(i).padStart(3, '0')}`] = i % 7 === 0 ? [`v${i % 3}`, 'a', `v${i % 3}`] : `v${i}`
+  const form = parseForm(Buffer.from(formBody(params)))
+  if (!form.ok) return t.fail('not parsed')
+  t.equal(twilioSignature('tok', 'https://h/x', twilioParamString(form.params)), twilio.getExpectedTwilioSignature('tok', 'https://h/x', params))
+})
+
 t.test('broken percent-encoding and non-UTF-8 bytes are refused, not repaired', async (t) => {
   for (const body of ['Body=%G1', 'Body=%', 'Body=abc%2', 'Bo%zzdy=1', 'Body=%FF%FE']) {
     const form = parseForm(Buffer.from(body))
@@ -79,4 +87,36 @@ t.test('Hermes and the official library agree on arbitrary forms', async (t) => 
       verifyTwilioSignature([token], expected, url, form.params)
   }), { numRuns: 300 })
   t.pass('300 random forms')
+})
+
+t.test('form decoding refuses and keeps exactly what decodeURIComponent over the body read as UTF-8 does', async (t) => {
+  // The reference reading: the body as strict UTF-8 text (a leading byte order mark dropped), split on '&',
+  // each side of the first '=' with '+' as a space and then decodeURIComponent, a throw meaning refused.
+  const strict = new TextDecoder('utf-8', { fatal: true })
+  const reference = (body: Uint8Array): Array<[string, string]> | null => {
+    let text: string
+    try { text = strict.decode(body) } catch { return null }
+    const params: Array<[string, string]> = []
+    for (const pair of text.split('&')) {
+      if (pair === '') continue
+      const eq = pair.indexOf('=')
+      try {
+        const decode = (s: string): string => decodeURIComponent(s.replaceAll('+', ' '))
+        params.push([decode(eq < 0 ? pair : pair.slice(0, eq)), eq < 0 ? '' : decode(pair.slice(eq + 1))])
+      } catch { return null }
+    }
+    return params
+  }
+  const pieces = ['a', 'B', '=', '&', '+', '%', '%2', '%2B', '%20', '%C3', '%A9', '%c3%a9', '%F0%9F%98%80', '%F0%9F', '😀', 'é',
+    '%ED%A0%80', '%EF%BB%BF', '\uFEFF', '%G1', '%ff', '%00', '%C0%80', '%E0%80%80', '€']
+  const body = fc.tuple(fc.array(fc.constantFrom(...pieces), { maxLength: 12 }), fc.option(fc.integer({ min: 0, max: 255 })))
+    .map(([parts, byte]) => Buffer.concat([Buffer.from(parts.join('')), Buffer.from(byte === null ? [] : [byte])]))
+  fc.assert(fc.property(body, (bytes) => {
+    const form = parseForm(bytes)
+    const expected = reference(bytes)
+    return expected === null ? !form.ok : form.ok && JSON.stringify(form.params) === JSON.stringify(expected)
+  }), { numRuns: 3000 })
+  t.pass('3000 generated bodies')
+  const inRing = Buffer.from('xxBody=a+b%2Bc&To=%2B1yy').subarray(2, -2)
+  t.same(parseForm(inRing), { ok: true, params: [['Body', 'a b+c'], ['To', '+1']] }, 'a body that is a view into a larger buffer')
 })

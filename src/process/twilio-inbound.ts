@@ -67,7 +67,7 @@ export function processTwilioInbound (raw: RawWebhook, meta: NativeMeta, options
       else attachments.push(url)
     }
     for (const name of p.keys()) {
-      const m = /^MediaUrl(\d+)$/.exec(name)
+      const m = name.startsWith('MediaUrl') ? /^MediaUrl(\d+)$/.exec(name) : null
       if (m !== null && Number(m[1]) >= count) problems.push({ field: name, reason: `is beyond NumMedia (${count})` })
     }
   }
@@ -80,8 +80,7 @@ export function processTwilioInbound (raw: RawWebhook, meta: NativeMeta, options
     from: problems.some((x) => x.field === 'From') ? '+15550000001' : from,
     to: problems.some((x) => x.field === 'To') ? '+15550000002' : to,
     body: p.get('Body') ?? '',
-    attachments,
-    timestamp: new Date(raw.receivedAtMs).toISOString() // Twilio sends no time: the receipt time stands in
+    attachments
   }
   const validation = validatePayload(raw, sid === undefined || sid === '' ? { ...payload, id: 'missing' } : payload)
   if (!validation.ok) {
@@ -92,5 +91,7 @@ export function processTwilioInbound (raw: RawWebhook, meta: NativeMeta, options
     }
   }
   if (problems.length > 0 || !validation.ok) return invalidFields(problems)
-  return { ok: true, externalId: validation.message.externalId, row: encodeMessageRow(raw, validation.message) }
+  // Twilio sends no time: the receipt time stands in, already in the form a validated timestamp takes.
+  const message = { ...validation.message, sentAt: new Date(raw.receivedAtMs).toISOString() }
+  return { ok: true, externalId: message.externalId, row: encodeMessageRow(raw, message) }
 }
