@@ -2,9 +2,11 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
+import pg from 'pg'
 import type { DispatchData, FromDispatch } from '../src/messages.js'
 import { dispatchFixture, startFakeProvider } from '../src/harness/fake-provider.js'
-import { startFastProvider, stopServer } from './processes.js'
+import { cpuSeconds, startFastProvider, stopServer } from './processes.js'
+import { postgresProcesses, threadSeconds } from './cpu-split.js'
 
 const count = Number(process.env['DISPATCH_BENCH_MESSAGES'] ?? 10_000)
 const concurrency = Number(process.env['DISPATCH_BENCH_CONCURRENCY'] ?? 64)
@@ -24,10 +26,13 @@ const fx = await dispatchFixture(t, {
   }
 })
 
+/** DISPATCH_BENCH_ONLY=fast: only the fast loopback Twilio measurement (for interleaved A/B runs of two builds). */
+const only = process.env['DISPATCH_BENCH_ONLY']
+
 const undeliveredSql = "SELECT 1 FROM message WHERE dispatch_status IN ('pending', 'sending') ORDER BY next_attempt_at LIMIT 1"
 
 /** `instances` dispatch threads, each coordinating as a fleet instance of its own (src/fleet/) when `fleet` is set. */
-async function measure (channel: string, instances = 1, fleet = false, callbackUrl: string | null = null): Promise<{ perSecond: number; elapsedMs: number; sent: number }> {
+async function measure (channel: string, instances = 1, fleet = false, callbackUrl: string | null = null, provider: number | null = null): Promise<{ perSecond: number; elapsedMs: number; sent: number; cpu: { threadUs: number; backendsUs: number; providerUs: number; sessions: string } }> {
   const ids = await fx.insert(channel, count)
   const data: DispatchData = {
     databaseUrl: fx.db.url,
@@ -37,6 +42,7 @@ async function measure (channel: string, instances = 1, fleet = false, callbackU
     logLevel: 'silent',
     ...(fleet ? { fleet: { heartbeatMs: 250, deadAfterMs: 1000, pauseMs: 1000, maxPauseMs: 60_000 } } : {})
   }
+  const threadsBefore = new Set(threadSeconds(process.pid).keys())
   const workers = await Promise.all(Array.from({ length: instances }, async () => {
     const worker = new Worker(new URL('../workers/dispatch.js', import.meta.url), { workerData: data })
     t.teardown(() => worker.terminate())
@@ -44,6 +50,24 @@ async function measure (channel: string, instances = 1, fleet = false, callbackU
     if (ready.type !== 'ready') throw new Error(JSON.stringify(ready))
     return worker
   }))
+  // CPU of the window, read from the kernel's counters: the threads this measurement started (the dispatch
+  // threads), and the PostgreSQL sessions of this database by application_name (claims, outcome writes).
+  const newThreads = [...threadSeconds(process.pid).keys()].filter((tid) => !threadsBefore.has(tid))
+  const client = new pg.Client({ connectionString: fx.db.url })
+  await client.connect()
+  const dbName = new URL(fx.db.url).pathname.slice(1)
+  // The write-back session connects at the first outcome: its backend is looked up again at the end, counted from zero.
+  const names = new Map<number, string>()
+  const backendsNow = async (): Promise<Map<number, number>> => new Map([...await postgresProcesses(client, [dbName])].filter(([, name]) => name.startsWith('hermes-dispatch')).map(([pid, name]) => { names.set(pid, name); return [pid, cpuSeconds(pid)] }))
+  const cpuNow = async (): Promise<{ thread: number; backends: Map<number, number>; provider: number }> => {
+    const threads = threadSeconds(process.pid)
+    return {
+      thread: newThreads.reduce((sum, tid) => sum + (threads.get(tid) ?? 0), 0),
+      backends: await backendsNow(),
+      provider: provider === null ? 0 : cpuSeconds(provider)
+    }
+  }
+  const cpu0 = await cpuNow()
   const started = performance.now()
   for (const worker of workers) worker.postMessage({ type: 'wake' })
   // While it runs, ask only whether anything is undelivered (each measurement runs alone): the
@@ -55,21 +79,33 @@ async function measure (channel: string, instances = 1, fleet = false, callbackU
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   const elapsedMs = performance.now() - started
+  const cpu1 = await cpuNow()
+  let backendSeconds = 0
+  const byName: Record<string, number> = {}
+  for (const [pid, seconds] of cpu1.backends) {
+    backendSeconds += seconds - (cpu0.backends.get(pid) ?? 0)
+    const name = names.get(pid)!
+    byName[name] = (byName[name] ?? 0) + seconds - (cpu0.backends.get(pid) ?? 0)
+  }
+  await client.end()
+  const us = (seconds: number): number => Math.round(seconds * 1e6 / count * 10) / 10
+  const cpu = { threadUs: us(cpu1.thread - cpu0.thread), backendsUs: us(backendSeconds), providerUs: us(cpu1.provider - cpu0.provider), sessions: Object.entries(byName).map(([name, seconds]) => `${name} ${us(seconds)} us`).join(', ') }
   await Promise.all(workers.map(async (worker) => { worker.postMessage({ type: 'stop' }); await once(worker, 'exit') }))
   const { rows } = await fx.db.query("SELECT count(*)::int AS n FROM message WHERE id = ANY($1::bigint[]) AND dispatch_status = 'sent'", [ids])
-  return { perSecond: Math.round(count / (elapsedMs / 1000)), elapsedMs: Math.round(elapsedMs), sent: rows[0]!['n'] as number }
+  return { perSecond: Math.round(count / (elapsedMs / 1000)), elapsedMs: Math.round(elapsedMs), sent: rows[0]!['n'] as number, cpu }
 }
 
 t.test(`${count} messages through a fast loopback Twilio (uWebSockets.js, its own process; HTTP keep-alive, concurrency ${concurrency}), stored as sent`, async (t) => {
-  const { perSecond, elapsedMs, sent } = await measure('mms')
+  const { perSecond, elapsedMs, sent, cpu } = await measure('mms', 1, false, null, fastProvider.child.pid!)
   t.equal(sent, count, 'every message stored as sent')
   t.comment(`fast twilio over loopback: ${count} sent in ${elapsedMs} ms = ${perSecond} sends/s`)
+  t.comment(`fast twilio CPU per message: dispatch thread ${cpu.threadUs} us + dispatch sessions ${cpu.backendsUs} us = delivery ${(cpu.threadUs + cpu.backendsUs).toFixed(1)} us (${cpu.sessions}); provider ${cpu.providerUs} us`)
   const { accepted } = await (await fetch(`${fastUrl}/count`)).json() as { accepted: number }
   t.equal(accepted, count, 'each message sent once')
   t.ok(perSecond > 500, 'not pathologically slow')
 })
 
-t.test(`${count} messages through the test suite's fake Twilio (HTTP keep-alive, concurrency ${concurrency}), stored as sent`, async (t) => {
+if (only !== 'fast') t.test(`${count} messages through the test suite's fake Twilio (HTTP keep-alive, concurrency ${concurrency}), stored as sent`, async (t) => {
   const { perSecond, elapsedMs, sent } = await measure('sms')
   t.equal(sent, count, 'every message stored as sent')
   t.comment(`twilio over loopback: ${count} sent in ${elapsedMs} ms = ${perSecond} sends/s (connections opened: ${fake.connections})`)
@@ -78,7 +114,7 @@ t.test(`${count} messages through the test suite's fake Twilio (HTTP keep-alive,
   t.ok(perSecond > 500, 'not pathologically slow')
 })
 
-t.test(`${count} messages through mock (no network): the claim/write-back ceiling`, async (t) => {
+if (only !== 'fast') t.test(`${count} messages through mock (no network): the claim/write-back ceiling`, async (t) => {
   const { perSecond, elapsedMs, sent } = await measure('email')
   t.equal(sent, count, 'every message stored as sent')
   t.comment(`mock: ${count} sent in ${elapsedMs} ms = ${perSecond} sends/s`)
