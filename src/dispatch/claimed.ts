@@ -26,10 +26,10 @@ export function claimedFromRow (row: ClaimedRow, channel: { readonly name: strin
     to: row.recipient,
     body: row.body,
     attachments: row.attachments,
-    sentAt: row.sent_at === null ? null : row.sent_at.toISOString(),
+    sentAt: row.sent_at_ms === null ? null : new Date(row.sent_at_ms).toISOString(),
     lease: row.lease,
     attempts: row.attempts,
-    receivedAtMs: row.received_at.getTime(),
+    receivedAtMs: row.received_at_ms,
     claimedAt,
     abandoned: false
   }

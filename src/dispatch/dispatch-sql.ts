@@ -53,7 +53,8 @@ WITH due AS MATERIALIZED (
 SELECT c.id::text AS id, c.channel_id, c.external_id,
        (SELECT p.address FROM party p WHERE p.id = c.sender_id) AS sender,
        (SELECT p.address FROM party p WHERE p.id = c.recipient_id) AS recipient,
-       c.body, c.sent_at, c.received_at, c.dispatch_attempts AS attempts, c.claimed_until::text AS lease,
+       c.body, floor(extract(epoch FROM c.sent_at) * 1000)::float8 AS sent_at_ms,
+       floor(extract(epoch FROM c.received_at) * 1000)::float8 AS received_at_ms, c.dispatch_attempts AS attempts, c.claimed_until::text AS lease,
        coalesce((SELECT array_agg(a.url ORDER BY a.position) FROM attachment a WHERE a.message_id = c.id), '{}') AS attachments
   FROM claimed c
  ORDER BY c.id`
@@ -82,8 +83,9 @@ export interface ClaimedRow {
   readonly sender: string
   readonly recipient: string
   readonly body: string
-  readonly sent_at: Date | null
-  readonly received_at: Date
+  /** Epoch milliseconds (whole: a JS Date's precision), read as numbers: parsing timestamps as text cost the dispatch thread more than its rows' other columns. */
+  readonly sent_at_ms: number | null
+  readonly received_at_ms: number
   readonly attempts: number
   readonly lease: string
   readonly attachments: string[]

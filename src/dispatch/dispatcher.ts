@@ -517,8 +517,8 @@ function claimedRowFrom (row: PreclaimedRow): ClaimedRow {
     sender: row.sender,
     recipient: row.recipient,
     body: row.body,
-    sent_at: row.sent_at === null ? null : new Date(row.sent_at),
-    received_at: new Date(row.received_at),
+    sent_at_ms: row.sent_at === null ? null : Date.parse(row.sent_at),
+    received_at_ms: Date.parse(row.received_at),
     attempts: 0,
     lease: row.lease,
     attachments: row.attachments
