@@ -9,7 +9,7 @@ import type { Logger } from '../log.js'
 import { lowerBackendPriority } from '../thread-priority.js'
 import { DatabaseSession } from '../store/database-session.js'
 import { sessionProfiles, type SessionProfile } from '../store/session.js'
-import { claimSessionSettings } from './dispatch-sql.js'
+import { claimSessionSettings, dispatchSessionSettings } from './dispatch-sql.js'
 
 // A half-open connection (a partition, a dead host) must fail, not hang: stop() waits on the claim in flight.
 const kConnectTimeoutMs = 5000
@@ -43,5 +43,10 @@ async function lowerBackend (client: pg.Client, log: Logger, profile: SessionPro
 
 /** The dispatcher's claim connection: its planner settings keep claims reading the due index in order (dispatch-sql.ts, claimSessionSettings). */
 export function openClaimSession (url: string, log: Logger, backendNice = 0): DbSession {
-  return new DbSession(url, log, { ...sessionProfiles.dispatchClaim, planner: claimSessionSettings }, backendNice)
+  return new DbSession(url, log, { ...sessionProfiles.dispatchClaim, planner: [...claimSessionSettings, ...dispatchSessionSettings] }, backendNice)
+}
+
+/** The dispatcher's write-back connection: its planner settings keep outcome writes probing by id (dispatch-sql.ts, dispatchSessionSettings). */
+export function openWriteSession (url: string, log: Logger, backendNice = 0): DbSession {
+  return new DbSession(url, log, { ...sessionProfiles.dispatchWrite, planner: dispatchSessionSettings }, backendNice)
 }

@@ -76,6 +76,20 @@ SELECT c.id::text AS id, c.channel_id, c.external_id,
  */
 export const claimSessionSettings: readonly string[] = ['SET enable_sort = off']
 
+/**
+ * Settings of both dispatch connections (claims and outcome write-backs):
+ * their statements find message rows by id, and must do so by the primary
+ * key whatever the planner believes of the table. On a new database, before
+ * PostgreSQL has analysed message, the claim's generic plan updated its rows
+ * through a sequential scan of message, and outcome writes were planned as
+ * a hash join over one (auto_explain, during a sustained run); such a plan
+ * is kept as the table grows until an ANALYZE comes (autovacuum, itself
+ * starved on a busy machine), so every statement read every message ever
+ * stored (test/dispatch-fresh-plans.test.ts). With sequential scans priced
+ * out the probe by id is the plan left.
+ */
+export const dispatchSessionSettings: readonly string[] = ['SET enable_seqscan = off']
+
 export interface ClaimedRow {
   readonly id: string
   readonly channel_id: number

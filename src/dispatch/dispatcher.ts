@@ -26,8 +26,7 @@ import type { DispatchData, Preclaimed, PreclaimedRow, ProviderLimits } from '..
 import type { SharedMetrics } from '../metrics/shared-metrics.js'
 import { creditSlotOf, CreditLedger } from '../preclaim-credit.js'
 import { claimedFromRow, type Claimed } from './claimed.js'
-import { DbSession, openClaimSession } from './db-session.js'
-import { sessionProfiles } from '../store/session.js'
+import { type DbSession, openClaimSession, openWriteSession } from './db-session.js'
 import { reportDispatchGauges } from './dispatch-gauges.js'
 import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
 import { LaneCore, laneLeaseMs, type LaneDecision, type LaneEvent } from './lane-core.js'
@@ -147,7 +146,7 @@ export class Dispatcher {
     }
     this.credit = options.preclaimCredit === undefined ? null : new CreditLedger(options.preclaimCredit)
     this.claimSession = openClaimSession(options.databaseUrl, this.log, options.backendNice)
-    this.writeSession = new DbSession(options.databaseUrl, this.log, sessionProfiles.dispatchWrite, options.backendNice)
+    this.writeSession = openWriteSession(options.databaseUrl, this.log, options.backendNice)
     this.writer = new StatusWriter(this.writeSession, this.log, (entries, claimedAgain) => this.stored(entries, claimedAgain), async () => { await this.claiming }, kOutcomeLingerMs)
   }
 
