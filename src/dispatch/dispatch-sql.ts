@@ -110,6 +110,15 @@ export interface ClaimedRow {
  * the next attempt of a row going back to 'pending' (counted from the
  * database's now()); `counted` is 1 for an attempt that counts towards
  * maxAttempts and 0 for one that does not (a provider's 429).
+ *
+ * The rows are found by `id = ANY($1)`, the primary key's own condition,
+ * and matched by lease alone: claimed_until is only ever set together with
+ * 'sending' (claims, pre-claimed inserts) and cleared by whatever moves a
+ * message out of it (outcomes, releases, redispatch), so the lease implies
+ * the status. Asked for as `dispatch_status = 'sending'`, the planner could
+ * read every undelivered message through the due index (whose predicate
+ * that condition implies) and hash them, which it did on a table it had not
+ * analysed yet (test/dispatch-fresh-plans.test.ts).
  */
 export const outcomeSql = `
 UPDATE message m
@@ -122,15 +131,15 @@ UPDATE message m
        dispatched_at = CASE WHEN v.status = 'sent' THEN now() ELSE m.dispatched_at END
   FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::int[], $5::float8[], $6::text[], $7::text[])
        AS v(id, lease, status, counted, delay_ms, provider_message_id, last_error)
- WHERE m.id = v.id AND m.dispatch_status = 'sending' AND m.claimed_until = v.lease
+ WHERE m.id = ANY ($1::bigint[]) AND m.id = v.id AND m.claimed_until = v.lease
 RETURNING m.id::text`
 
-/** Gives claimed but unsent messages back, due at once, untouched otherwise (no attempt counted). */
+/** Gives claimed but unsent messages back, due at once, untouched otherwise (no attempt counted); found as outcomes are. */
 export const releaseSql = `
 UPDATE message m
    SET dispatch_status = 'pending', claimed_until = NULL, next_attempt_at = now()
   FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, lease)
- WHERE m.id = v.id AND m.dispatch_status = 'sending' AND m.claimed_until = v.lease
+ WHERE m.id = ANY ($1::bigint[]) AND m.id = v.id AND m.claimed_until = v.lease
 RETURNING m.id::text`
 
 export const channelIdsSql = 'SELECT id, name FROM channel WHERE name = ANY($1::text[])'
