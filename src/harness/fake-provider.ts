@@ -8,6 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Worker } from 'node:worker_threads'
 import { randomBytes } from 'node:crypto'
+import { threadExecArgv } from './thread-exec-argv.js'
 import { kConnections, kInFlight, kMaxInFlight, type ArrivedRequest, type FromProviderThread, type ToProviderThread, type WireReply } from './fake-provider-thread.js'
 import pg from 'pg'
 import { resolveConfig, type HermesConfig } from '../config.js'
@@ -89,9 +90,7 @@ export async function startFakeProvider (t: Teardown, options: { record?: boolea
   let seen = 0
   const timers = new Set<NodeJS.Timeout>()
   const held = new Set<() => void>()
-  // The thread needs none of tap's module hooks, which would load its modules through a hooks thread of its own.
-  const execArgv = process.execArgv.filter((arg, i, all) => !arg.includes('@tapjs/') && !(arg === '--import' && all[i + 1]?.includes('@tapjs/') === true))
-  const thread = new Worker(new URL('./fake-provider-thread.js', import.meta.url), { workerData: { fakeProvider: true, counters: counters.buffer }, execArgv })
+  const thread = new Worker(new URL('./fake-provider-thread.js', import.meta.url), { workerData: { fakeProvider: true, counters: counters.buffer }, execArgv: [...threadExecArgv] })
   let waiting: { resolve: (port: number) => void, reject: (error: Error) => void } | null = null
   const send = (message: ToProviderThread): void => thread.postMessage(message)
 

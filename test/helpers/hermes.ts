@@ -5,6 +5,7 @@ import { createLogger } from '../../src/log.js'
 import { until } from '../../src/harness/wait.js'
 import { seedSignature } from '../../src/harness/sign.js'
 import { testDatabase, type TestDatabase } from '../../src/harness/database.js'
+import { threadExecArgv } from '../../src/harness/thread-exec-argv.js'
 
 export const SECRET = 'test-secret'
 
@@ -44,13 +45,7 @@ export function testConfig (databaseUrl: string, overrides: Record<string, unkno
   }, {})
 }
 
-/**
- * The test process's Node options without tap's module hooks (@tapjs/mock, @tapjs/processinfo):
- * threads that inherit them route every import through a hooks thread of their own, which made
- * each Hermes start take seconds longer. Hermes' threads need neither.
- */
-export const threadExecArgv: readonly string[] = process.execArgv.filter((arg, i, all) =>
-  !arg.includes('@tapjs/') && !(arg === '--import' && all[i + 1]?.includes('@tapjs/') === true))
+export { threadExecArgv }
 
 /** Starts Hermes on a fresh database; everything is stopped in teardown (its threads without tap's module hooks, unless options say otherwise). */
 export async function startTestHermes (t: TestContext, overrides: Record<string, unknown> = {}, db?: TestDatabase, options: StartOptions = {}): Promise<TestHermes> {
