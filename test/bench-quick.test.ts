@@ -25,16 +25,20 @@ t.test('npm run bench -- --quick writes a JSON report and an SVG chart', { skip:
   const json = files.find((f) => f.endsWith('.json'))
   const svg = files.find((f) => f.endsWith('.svg'))
   t.ok(json !== undefined && svg !== undefined, `wrote ${files.join(', ')}`)
-  const report = JSON.parse(readFileSync(join(out, json!), 'utf8')) as { machine: Record<string, unknown>, summaries: Array<{ scenario: string, rps: number }>, targets: Array<{ name: string, value: number | null }> }
+  const report = JSON.parse(readFileSync(join(out, json!), 'utf8')) as { machine: Record<string, unknown>, summaries: Array<{ scenario: string, rps: number }>, targets: Array<{ name: string, value: number | null, detail: string }> }
   t.same(report.summaries.map((s) => s.scenario), ['ceiling', 'naive', 'durable', 'durable-half', 'raw-copy', 'writer', 'overload', 'fleet'])
   t.ok(report.summaries.every((s) => s.rps > 0), 'every scenario measured something')
   t.ok(report.machine['cores'] !== undefined && report.machine['postgres'] !== undefined && report.machine['instances'] === 2, 'the machine is described')
   t.match(stderr, /fleet run 1: 2 instances, .* confirmed=[1-9]\d*/, 'the fleet of two stored what it answered')
-  for (const name of ['fleet of 2 / one instance: durable ingest', 'fleet of 2 / one instance: delivery']) {
-    const target = report.targets.find((x) => x.name === name)
-    t.ok(typeof target?.value === 'number' && target.value > 0, `${name}: ${target?.value} (a same-run ratio)`)
-    t.match(stdout, name, 'printed too')
-  }
+  const ingest = report.targets.find((x) => x.name === 'fleet of 2 / one instance: durable ingest')
+  t.ok(typeof ingest?.value === 'number' && ingest.value > 0, `durable ingest: ${ingest?.value} (a same-run ratio)`)
+  t.match(stdout, 'fleet of 2 / one instance: durable ingest', 'printed too')
+  // Delivery in a cold one-second window may be nothing at all on a loaded machine (a CI run measured 0 sends/s,
+  // and so did one instance here beside six busy loops): what is pinned is that it is measured and reported.
+  const delivery = report.targets.find((x) => x.name === 'fleet of 2 / one instance: delivery')
+  t.ok(delivery !== undefined && (delivery.value === null || delivery.value >= 0), `delivery: ${delivery?.value} (a same-run ratio, or none when one instance sent nothing)`)
+  t.match(delivery?.detail ?? '', /delivered \d+\/s vs \d+\/s/, 'with both rates')
+  t.match(stdout, 'fleet of 2 / one instance: delivery', 'printed too')
   t.match(readFileSync(join(out, svg!), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>\s*$/)
 })
 
