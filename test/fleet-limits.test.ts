@@ -16,8 +16,8 @@ const twilio = { kind: 'twilio', baseUrl: fake.url, accountSid: 'AC1', authToken
 const fx = await dispatchFixture(t, { channels: { sms: { provider: 'twilio' } }, providers: { twilio } })
 const file = writeConfigFile(t.testdir(), {
   database: { url: fx.db.url },
-  // Dispatch at the HTTP thread's priority (default: nice +10): the subject is how the fleet splits the limits, and
-  // at nice +10 the suite's other files, at nice 0, starve the three dispatch threads (a suite run read 42.7/s for 3).
+  // Dispatch at the HTTP thread's priority (default nice +10): the subject is how the fleet splits the limits, and at
+  // nice +10 the suite's other files starve the three dispatch threads (a suite run read 42.7/s for 3; docs/architecture.md).
   dispatch: { leaseMs: 4000, pollMs: 100, nice: 0 },
   fleet: { heartbeatMs: 250, deadAfterMs: 1000 },
   channels: { sms: { provider: 'twilio', secrets: [SECRET] } },

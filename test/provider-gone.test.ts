@@ -26,6 +26,9 @@ t.setTimeout(kTimeoutMs) // tells the runner too: a subtest's own timeout cannot
 
 const fake = await startFakeProvider(t)
 const h = await startTestHermes(t, {
+  // Dispatch at the HTTP thread's priority (default nice +10): on a machine saturated by the suite's other files a
+  // nicer dispatch thread's requests leave late and bunch at the provider (docs/architecture.md, "Dispatch yields to ingest").
+  dispatch: { nice: 0 },
   channels: { sms: { provider: 'twilio', secrets: [SECRET] } },
   providers: {
     twilio: {
