@@ -97,3 +97,32 @@ t.test('a batch already full is committed without waiting for a slice', async (t
   const waited = commits[0]!.at - started
   t.ok(waited < slice, `200 rows committed after ${waited.toFixed(0)} ms, without the ${slice} ms slice`)
 })
+
+t.test('rows that queued behind a long transaction are not held again: the hold counts from the oldest row', async (t) => {
+  const slice = 100
+  const { loop, commits, committed } = await startWriter(t, slice)
+  // A lock on message makes the first transaction last about 600 ms; rows keep arriving meanwhile.
+  const locker = new pg.Client({ connectionString: db.url })
+  await locker.connect()
+  t.teardown(async () => { await locker.end() })
+  await locker.query('BEGIN')
+  await locker.query('LOCK TABLE message IN SHARE MODE')
+  loop.enqueue(rows(200)) // a full batch: it goes at once, and waits for the lock
+  let stop = false
+  const arriving = (async () => {
+    while (!stop) {
+      loop.enqueue(rows(1))
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  })()
+  await new Promise((resolve) => setTimeout(resolve, 600))
+  await locker.query('COMMIT')
+  await committed(201)
+  await committed(commits[0]!.rows + 1)
+  stop = true
+  await arriving
+  const gap = commits[1]!.at - commits[0]!.at
+  // The oldest waiting row is ~600 ms old, past the 4-slice (400 ms) hold: the next transaction starts at once
+  // (a hold counted from the wait's start would add up to 400 ms).
+  t.ok(gap < 2.5 * slice, `the next transaction committed ${gap.toFixed(0)} ms after the long one, with ${commits[1]!.rows} rows`)
+})

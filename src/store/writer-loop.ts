@@ -45,6 +45,8 @@ const kHoldSlices = 4
  */
 export class WriterLoop {
   private readonly queue: RowBatch[] = []
+  /** When each queued batch arrived (gather() bounds what its oldest row waits). */
+  private readonly arrivedAt = new WeakMap<RowBatch, number>()
   private queuedRows = 0
   /** Its connection has the staging tables and prepared merges (merge-sql.ts, receipt-sql.ts), made again on every reconnect. */
   private readonly session: DatabaseSession
@@ -72,6 +74,7 @@ export class WriterLoop {
 
   enqueue (batch: RowBatch): void {
     this.queue.push(batch)
+    this.arrivedAt.set(batch, performance.now())
     this.setQueued(this.queuedRows + batch.slots.length)
     this.wake?.()
   }
@@ -120,31 +123,38 @@ export class WriterLoop {
   }
 
   /**
-   * Waits for a fuller batch when the queue is small: one maxBatchDelayMs
-   * slice (all a lone message waits), then further slices while rows keep
-   * arriving, until the queue holds kFullBatchRows or kHoldSlices slices'
-   * time has passed since the wait began (measured by the clock: on a busy
-   * machine a timer fires late, and counting slices would hold a batch
-   * several late timers long). A transaction costs about 1 ms of CPU (writer
-   * and backend) whatever its size, against ~35 µs a row, so under a steady
-   * load of a few thousand a second a batch of 10-20 rows spent most of its
-   * CPU on that fixed part (bench/README.md, "Ingest CPU per message").
+   * Waits for a fuller batch when the queue is small: until its oldest row is
+   * one maxBatchDelayMs slice old (all a lone message waits), then further
+   * slices while rows keep arriving, until the queue holds kFullBatchRows or
+   * its oldest row is kHoldSlices slices old. Counting from the oldest row's
+   * arrival, not from the wait's start, bounds what any row waits here: rows
+   * that queued behind a long transaction have waited already and go at once.
+   * A transaction costs about 1 ms of CPU (writer and backend) whatever its
+   * size, against ~35 µs a row, so under a steady load of a few thousand a
+   * second a batch of 10-20 rows spent most of its CPU on that fixed part
+   * (bench/README.md, "Ingest CPU per message"). Times come from the clock:
+   * on a busy machine a timer fires late.
    */
   private async gather (): Promise<void> {
     const { maxBatchDelayMs, maxBatchRows } = this.options
+    if (maxBatchDelayMs <= 0) return
     const target = Math.min(maxBatchRows, kFullBatchRows)
-    const deadline = performance.now() + kHoldSlices * maxBatchDelayMs
+    const oldest = this.arrivedAt.get(this.queue[0]!) ?? performance.now()
+    const deadline = oldest + kHoldSlices * maxBatchDelayMs
     for (let first = true; ; first = false) {
-      if (maxBatchDelayMs <= 0 || this.queuedRows >= target || this.stopping) return
-      const left = deadline - performance.now()
-      if (!first && left <= 0) return
+      if (this.queuedRows >= target || this.stopping) return
+      const now = performance.now()
+      const waitMs = Math.min(first ? oldest + maxBatchDelayMs - now : maxBatchDelayMs, deadline - now)
+      if (waitMs <= 0 && !first) return
       const before = this.queuedRows
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, first ? maxBatchDelayMs : Math.min(maxBatchDelayMs, left))
-        this.wake = () => { if (this.queuedRows >= target || this.stopping) { clearTimeout(timer); resolve() } }
-      })
-      this.wake = null
-      if (this.queuedRows === before) return // nothing came: more waiting would only add latency
+      if (waitMs > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, waitMs)
+          this.wake = () => { if (this.queuedRows >= target || this.stopping) { clearTimeout(timer); resolve() } }
+        })
+        this.wake = null
+      }
+      if (this.queuedRows === before && !(first && waitMs <= 0)) return // nothing came: more waiting would only add latency
     }
   }
 
