@@ -369,6 +369,7 @@ async function main (): Promise<void> {
         if (sources !== null && split0 !== null) cpuSplit = cpuDelta(split0, await readCpu(sources))
         rssAfter = rssBytes(pid)
         if (hermes) metrics = await scrape(server.port)
+        if (process.env['BENCH_DUMP_DIR'] !== undefined && before !== null && metrics !== null) (await import('node:fs')).writeFileSync(join(process.env['BENCH_DUMP_DIR'], `${scenario}-${Date.now()}.json`), JSON.stringify({ before: [...before], after: [...metrics] }))
       } finally {
         await stopServer(server) // Hermes drains on SIGTERM: whatever it accepted is stored before it exits
       }
