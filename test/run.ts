@@ -1,20 +1,26 @@
 /**
  * The test runner behind `npm test` and `npm run test:compat`. It starts one
  * PostgreSQL server per pass (each test file then gets a fresh database on
- * it, test/helpers/database.ts), runs tap against it, stops it, and prints
- * the totals of all passes as tap's own last line does.
+ * it, test/helpers/database.ts), runs the pass's tap test files against it,
+ * stops it, and prints the totals of all passes as tap's own last line does.
+ *
+ * Each file runs as a plain `node` process, a few at a time, not under tap's
+ * runner: the runner starts every test process with @tapjs/processinfo's
+ * module hook (for coverage, which is off here), and that hook sends every
+ * import through a hooks thread: 0.4-0.9 s of CPU per file (bench/README.md,
+ * "Test-suite time"). A tap test file run alone prints the same TAP and exits
+ * non-zero when a test fails.
  *
  *   npm test                          every file on the embedded server, two at a time, and beside
  *                                     them the PostgreSQL-facing files on Debian's stock 15 (JIT on)
  *   npm run test:compat               the core files on PostgreSQL 14, 15, 16, 17, 18 and Debian's 15
  *   node dist/test/run.js --server embedded-16 [files…]
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { isServerKind, serverAvailable, startPostgresServer, type ServerKind } from '../src/harness/postgres-server.js'
 
@@ -33,10 +39,6 @@ interface Pass {
   readonly kind: ServerKind
   readonly files: readonly string[] | null
   readonly jobs: number
-  /** tap starts only once this resolves. */
-  readonly after?: Promise<void>
-  /** Called when tap prints its first line, so its plugins are built. */
-  readonly onStarted?: () => void
 }
 
 const usage = `usage: node dist/test/run.js [--compat] [--server KIND] [FILE…]
@@ -87,12 +89,9 @@ async function main (): Promise<number> {
   } else {
     // The stock pass runs one file at a time beside the main pass, whose output it holds back until that pass ends.
     passCount = 2
-    // It starts its tap once the main pass's tap is running: a first run rebuilds tap's plugins, and two at once break them.
     const held: string[] = []
-    let mainStarted = (): void => {}
-    const after = new Promise<void>((resolve) => { mainStarted = resolve })
-    const stock = runPass({ kind: 'debian-15', files: stockFiles, jobs: 1, after }, { write: (line: string) => held.push(line) })
-    add(await runPass({ kind: 'embedded', files: null, jobs: 2, onStarted: () => mainStarted() }, process.stdout).finally(() => mainStarted()))
+    const stock = runPass({ kind: 'debian-15', files: stockFiles, jobs: 1 }, { write: (line: string) => held.push(line) })
+    add(await runPass({ kind: 'embedded', files: null, jobs: 2 }, process.stdout))
     const stockResult = await stock
     for (const line of held) process.stdout.write(line)
     add(stockResult)
@@ -114,7 +113,7 @@ async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, tota
   try {
     const files = pass.files?.map(testPath) ?? everyFile().map(testPath)
     out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time\n`)
-    return await runTap(files, pass, server.adminUrl, out)
+    return await runFiles(files, pass, server.adminUrl, out)
   } finally {
     await server.destroy()
   }
@@ -130,32 +129,72 @@ function everyFile (): string[] {
   return readdirSync(dir).filter((f) => f.endsWith('.test.js')).map((f) => f.slice(0, -'.test.js'.length))
 }
 
-/** Runs tap with the pass's server as every file's shared server, echoing its output and reading its totals line. */
-async function runTap (files: readonly string[], pass: Pass, adminUrl: string, out: LineSink): Promise<{ code: number, totals: Totals }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, HERMES_TEST_ADMIN_URL: adminUrl, HERMES_TEST_SERVER: pass.kind }
+/** tap's default timeout for a file (package.json "tap.timeout"); a file's own t.setTimeout() overrides it. */
+const kFileTimeoutSeconds = 120
+/** A file still running this long after it started is killed and counted failed (its own timeout did not end it). */
+const kHardLimitMs = 15 * 60_000
+
+/**
+ * Runs the files `pass.jobs` at a time with the pass's server as every file's
+ * shared server; echoes each file's TAP as one subtest when it ends and sums
+ * the counts of the `# { total: … }` line each file prints last.
+ */
+async function runFiles (files: readonly string[], pass: Pass, adminUrl: string, out: LineSink): Promise<{ code: number, totals: Totals }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, HERMES_TEST_ADMIN_URL: adminUrl, HERMES_TEST_SERVER: pass.kind, TAP_TIMEOUT: String(kFileTimeoutSeconds) }
   delete env['DATABASE_URL']
-  await pass.after
-  // The server kind as a test argument puts it in the name of each file's t.testdir(), so the same file in two passes at once keeps its fixtures apart.
-  const child = spawn(process.execPath, [new URL('../../node_modules/tap/dist/esm/run.mjs', import.meta.url).pathname, `--jobs=${pass.jobs}`, `--test-arg=${pass.kind}`, ...files], { env, stdio: ['ignore', 'pipe', 'inherit'] })
-  const stop = (): void => { child.kill('SIGTERM') }
+  const totals: Totals = { total: 0, pass: 0, fail: 0, skip: 0 }
+  const running = new Set<ChildProcess>()
+  const stop = (): void => { for (const child of running) child.kill('SIGTERM') }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
-  const totals: Totals = { total: 0, pass: 0, fail: 0, skip: 0 }
-  for await (const line of createInterface({ input: child.stdout })) {
-    pass.onStarted?.()
-    out.write(`${line}\n`)
-    if (/^# \{ total: \d+/.test(line)) {
-      for (const key of Object.keys(totals) as Array<keyof Totals>) totals[key] = Number(new RegExp(`\\b${key}: (\\d+)`).exec(line)?.[1] ?? 0)
+  const started = performance.now()
+  let next = 0
+  let reported = 0
+  let code = 0
+  out.write('TAP version 14\n')
+  const lane = async (): Promise<void> => {
+    while (next < files.length) {
+      const file = files[next++]!
+      const result = await runFile(file, pass.kind, env, running)
+      const counts = countsOf(result.output)
+      const failed = result.code !== 0 || counts.fail > 0
+      if (failed) code = 1
+      totals.total += Math.max(counts.total, failed && counts.fail === 0 ? 1 : 0)
+      totals.pass += counts.pass
+      totals.skip += counts.skip
+      totals.fail += counts.fail > 0 ? counts.fail : failed ? 1 : 0 // a crash or a timeout without a failing test
+      const why = result.code === 0 ? '' : ` (exit ${result.signal ?? result.code})`
+      out.write(`# Subtest: ${file}\n${result.output.replace(/^(?=.)/gm, '    ')}${result.output.endsWith('\n') ? '' : '\n'}`)
+      out.write(`${failed ? 'not ok' : 'ok'} ${++reported} - ${file}${why} # time=${result.ms.toFixed(3)}ms\n\n`)
     }
   }
-  const code = await new Promise<number>((resolve) => {
-    if (child.exitCode !== null) resolve(child.exitCode)
-    else child.once('exit', (c) => resolve(c ?? 1))
-  })
+  await Promise.all(Array.from({ length: Math.max(1, pass.jobs) }, lane))
   process.off('SIGINT', stop)
   process.off('SIGTERM', stop)
-  if (code !== 0 && totals.fail === 0) totals.fail = 1 // tap failed without a failing test (a crash, a timeout)
+  out.write(`1..${reported}\n# { total: ${totals.total}, pass: ${totals.pass}, fail: ${totals.fail}, skip: ${totals.skip} }\n# time=${(performance.now() - started).toFixed(3)}ms\n`)
   return { code, totals }
+}
+
+/** One test file in a process of its own; its TAP output (stdout), exit and wall time. The server kind is its argument (see below). */
+async function runFile (file: string, kind: ServerKind, env: NodeJS.ProcessEnv, running: Set<ChildProcess>): Promise<{ output: string, code: number, signal: string | null, ms: number }> {
+  const t0 = performance.now()
+  // The server kind as an argument puts it in the name of the file's t.testdir(), so the same file in two passes at once keeps its fixtures apart.
+  const child = spawn(process.execPath, ['--enable-source-maps', file, kind], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  running.add(child)
+  const chunks: Buffer[] = []
+  child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk))
+  const limit = setTimeout(() => child.kill('SIGKILL'), kHardLimitMs)
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('close', (c, s) => resolve([c, s])))
+  clearTimeout(limit)
+  running.delete(child)
+  return { output: Buffer.concat(chunks).toString('utf8'), code: code ?? 1, signal, ms: performance.now() - t0 }
+}
+
+/** The counts of the last `# { total: N, pass: N, … }` line a tap file printed (zeros without one). */
+function countsOf (output: string): Totals {
+  const line = output.split('\n').reverse().find((l) => /^# \{ total: \d+/.test(l)) ?? ''
+  const count = (key: string): number => Number(new RegExp(`\\b${key}: (\\d+)`).exec(line)?.[1] ?? 0)
+  return { total: count('total'), pass: count('pass'), fail: count('fail'), skip: count('skip') }
 }
 
 process.exitCode = await withTemplates(main)
