@@ -34,7 +34,14 @@ const compatFiles = ['http-contract', 'durable-store', 'pipeline-end-to-end', 'd
 const compatKinds: readonly ServerKind[] = ['embedded-14', 'embedded-15', 'embedded-16', 'embedded-17', 'embedded', 'debian-15']
 
 interface Totals { total: number, pass: number, fail: number, skip: number }
-/** One tap run on one server: its files (null: every file), `jobs` at a time. */
+/**
+ * Files that count what a provider received per second or wait out real time at a provider: they
+ * run one after another in a lane of their own, beside the other files' lanes, so no two of them
+ * share the machine, and their waiting overlaps the other files' work.
+ */
+const timingFiles = ['dispatch-concurrency', 'dispatch-rate-limit', 'fleet-death', 'fleet-limits', 'fleet-pause', 'preclaim', 'provider-gone']
+
+/** One run of test files on one server: its files (null: every file), `jobs` at a time besides the timing files' lane. */
 interface Pass {
   readonly kind: ServerKind
   readonly files: readonly string[] | null
@@ -112,7 +119,7 @@ async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, tota
   const server = await startPostgresServer(pass.kind, { settings: { max_connections: '300' } })
   try {
     const files = pass.files?.map(testPath) ?? everyFile().map(testPath)
-    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time\n`)
+    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time, and those that time a provider one at a time beside them\n`)
     return await runFiles(files, pass, server.adminUrl, out)
   } finally {
     await server.destroy()
@@ -135,7 +142,7 @@ const kFileTimeoutSeconds = 120
 const kHardLimitMs = 15 * 60_000
 
 /**
- * Runs the files `pass.jobs` at a time with the pass's server as every file's
+ * Runs the files `pass.jobs` at a time, and the timing files one at a time beside them, with the pass's server as every file's
  * shared server; echoes each file's TAP as one subtest when it ends and sums
  * the counts of the `# { total: … }` line each file prints last.
  */
@@ -148,13 +155,13 @@ async function runFiles (files: readonly string[], pass: Pass, adminUrl: string,
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   const started = performance.now()
-  let next = 0
+  const isTiming = (file: string): boolean => timingFiles.some((name) => file === testPath(name))
+  const queues = [files.filter((f) => !isTiming(f)), files.filter(isTiming)]
   let reported = 0
   let code = 0
   out.write('TAP version 14\n')
-  const lane = async (): Promise<void> => {
-    while (next < files.length) {
-      const file = files[next++]!
+  const lane = async (queue: string[]): Promise<void> => {
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
       const result = await runFile(file, pass.kind, env, running)
       const counts = countsOf(result.output)
       const failed = result.code !== 0 || counts.fail > 0
@@ -168,7 +175,7 @@ async function runFiles (files: readonly string[], pass: Pass, adminUrl: string,
       out.write(`${failed ? 'not ok' : 'ok'} ${++reported} - ${file}${why} # time=${result.ms.toFixed(3)}ms\n\n`)
     }
   }
-  await Promise.all(Array.from({ length: Math.max(1, pass.jobs) }, lane))
+  await Promise.all([...Array.from({ length: Math.max(1, pass.jobs) }, async () => await lane(queues[0]!)), lane(queues[1]!)])
   process.off('SIGINT', stop)
   process.off('SIGTERM', stop)
   out.write(`1..${reported}\n# { total: ${totals.total}, pass: ${totals.pass}, fail: ${totals.fail}, skip: ${totals.skip} }\n# time=${(performance.now() - started).toFixed(3)}ms\n`)
