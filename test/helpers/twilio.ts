@@ -1,4 +1,5 @@
-import twilio from 'twilio'
+// The official library's webhooks module alone: the package's root pulls in the types of its whole REST client.
+import { getExpectedTwilioSignature, validateRequest as twilioValidateRequest } from 'twilio/lib/webhooks/webhooks.js'
 
 export type Params = Record<string, string | string[]>
 
@@ -15,11 +16,11 @@ export function formBody (params: Params): string {
 export function twilioHeaders (token: string, url: string, params: Params): Record<string, string> {
   return {
     'content-type': 'application/x-www-form-urlencoded',
-    'x-twilio-signature': twilio.getExpectedTwilioSignature(token, url, params as Record<string, string>)
+    'x-twilio-signature': getExpectedTwilioSignature(token, url, params as Record<string, string>)
   }
 }
 
-export const validateRequest = twilio.validateRequest
+export const validateRequest = twilioValidateRequest
 
 let counter = 0
 /** The fields of a real inbound SMS (provider-webhooks.md), with a fresh MessageSid. */
