@@ -59,6 +59,8 @@ import { cpuDelta, readCpu, threadIdsPreload, type Sources } from './cpu-split.j
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url))
 const secret = 'bench-secret'
 const hermesNodeArgs = (process.env['BENCH_HERMES_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')
+/** Where each measured HTTP run's two scrapes of /metrics (before, after) are written as JSON, if set. */
+const metricsDir = process.env['BENCH_METRICS_DIR']
 const allScenarios = ['ceiling', 'naive', 'durable', 'durable-half', 'enqueued', 'raw-copy', 'writer', 'overload', 'twilio', 'receipts'] as const
 /** Provider-native scenarios: Twilio-signed forms, durable, judged against durable's rate in the same run. */
 const publicUrl = 'https://hermes.bench.example'
@@ -104,7 +106,7 @@ Options:
                              or debian-15 (Debian's stock postgresql-15, JIT on)
   -h, --help                 this help
 
-Environment: DATABASE_URL (else an embedded PostgreSQL), BENCH_HERMES_NODE_ARGS.
+Environment: DATABASE_URL (else an embedded PostgreSQL), BENCH_HERMES_NODE_ARGS, BENCH_METRICS_DIR.
 `
 const stringOption = { type: 'string' } as const
 let parsed: ReturnType<typeof parseBenchArgs>
@@ -369,7 +371,8 @@ async function main (): Promise<void> {
         if (sources !== null && split0 !== null) cpuSplit = cpuDelta(split0, await readCpu(sources))
         rssAfter = rssBytes(pid)
         if (hermes) metrics = await scrape(server.port)
-        if (process.env['BENCH_DUMP_DIR'] !== undefined && before !== null && metrics !== null) (await import('node:fs')).writeFileSync(join(process.env['BENCH_DUMP_DIR'], `${scenario}-${Date.now()}.json`), JSON.stringify({ before: [...before], after: [...metrics] }))
+        // BENCH_METRICS_DIR: both scrapes of the measured window, for reading Hermes' own histograms (bench/README.md, "Profiling a run").
+        if (metricsDir !== undefined && before !== null && metrics !== null) writeFileSync(join(metricsDir, `${scenario}-${Date.now()}.json`), JSON.stringify({ before: [...before], after: [...metrics] }))
       } finally {
         await stopServer(server) // Hermes drains on SIGTERM: whatever it accepted is stored before it exits
       }
