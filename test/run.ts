@@ -119,7 +119,8 @@ async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, tota
   const server = await startPostgresServer(pass.kind, { settings: { max_connections: '300' } })
   try {
     const files = pass.files?.map(testPath) ?? everyFile().map(testPath)
-    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time, and those that time a provider one at a time beside them\n`)
+    const timing = files.filter((f) => timingFiles.some((name) => f === testPath(name))).length
+    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time${timing === 0 ? '' : `, and the ${timing} that time a provider one at a time beside them`}\n`)
     return await runFiles(files, pass, server.adminUrl, out)
   } finally {
     await server.destroy()
