@@ -41,7 +41,7 @@ interface Totals { total: number, pass: number, fail: number, skip: number }
  */
 const timingFiles = ['dispatch-concurrency', 'dispatch-rate-limit', 'fleet-death', 'fleet-limits', 'fleet-pause', 'preclaim', 'provider-gone']
 
-/** One run of test files on one server: its files (null: every file), `jobs` at a time besides the timing files' lane. */
+/** One run of test files on one server: its files (null: every file), `jobs` at a time beside the timing files' lane. */
 interface Pass {
   readonly kind: ServerKind
   readonly files: readonly string[] | null
