@@ -17,7 +17,7 @@
  *   node dist/test/run.js --server embedded-16 [files…]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -40,6 +40,7 @@ interface Totals { total: number, pass: number, fail: number, skip: number }
  * share the machine, and their waiting overlaps the other files' work.
  */
 const timingFiles = ['dispatch-concurrency', 'dispatch-rate-limit', 'fleet-death', 'fleet-limits', 'fleet-pause', 'preclaim', 'provider-gone']
+const isTimingFile = (file: string): boolean => timingFiles.some((name) => file === testPath(name))
 
 /** One run of test files on one server: its files (null: every file), `jobs` at a time beside the timing files' lane. */
 interface Pass {
@@ -110,7 +111,7 @@ async function main (): Promise<number> {
 
 interface LineSink { write (line: string): unknown }
 
-/** Starts the pass's server, runs tap on it and stops it; a kind not installed here is skipped with a line saying so. */
+/** Starts the pass's server, runs the pass's files on it and stops it; a kind not installed here is skipped with a line saying so. */
 async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, totals: Totals }> {
   if (!serverAvailable(pass.kind)) {
     out.write(`# ${pass.kind}: not installed on this machine (apt-get install -y postgresql-15); this pass is skipped\n`)
@@ -119,7 +120,7 @@ async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, tota
   const server = await startPostgresServer(pass.kind, { settings: { max_connections: '300' } })
   try {
     const files = pass.files?.map(testPath) ?? everyFile().map(testPath)
-    const timing = files.filter((f) => timingFiles.some((name) => f === testPath(name))).length
+    const timing = files.filter(isTimingFile).length
     out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time${timing === 0 ? '' : `, and the ${timing} that time a provider one at a time beside them`}\n`)
     return await runFiles(files, pass, server.adminUrl, out)
   } finally {
@@ -131,14 +132,14 @@ function testPath (name: string): string {
   return name.includes('/') ? name : `dist/test/${name}.test.js`
 }
 
-/** The name of every test file (tap runs them in alphabetical order). */
+/** The name of every test file, in alphabetical order (the order the lanes take them in). */
 function everyFile (): string[] {
   const dir = new URL('.', import.meta.url)
-  return readdirSync(dir).filter((f) => f.endsWith('.test.js')).map((f) => f.slice(0, -'.test.js'.length))
+  return readdirSync(dir).filter((f) => f.endsWith('.test.js')).map((f) => f.slice(0, -'.test.js'.length)).sort()
 }
 
-/** tap's default timeout for a file (package.json "tap.timeout"); a file's own t.setTimeout() overrides it. */
-const kFileTimeoutSeconds = 120
+/** A file's timeout, as `npx tap` would give it (package.json "tap.timeout"); a file's own t.setTimeout() overrides it. */
+const kFileTimeoutSeconds = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { tap: { timeout: number } }).tap.timeout
 /** A file still running this long after it started is killed and counted failed (its own timeout did not end it). */
 const kHardLimitMs = 15 * 60_000
 
@@ -152,17 +153,17 @@ async function runFiles (files: readonly string[], pass: Pass, adminUrl: string,
   delete env['DATABASE_URL']
   const totals: Totals = { total: 0, pass: 0, fail: 0, skip: 0 }
   const running = new Set<ChildProcess>()
-  const stop = (): void => { for (const child of running) child.kill('SIGTERM') }
+  let stopped = false
+  const stop = (): void => { stopped = true; for (const child of running) child.kill('SIGTERM') }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   const started = performance.now()
-  const isTiming = (file: string): boolean => timingFiles.some((name) => file === testPath(name))
-  const queues = [files.filter((f) => !isTiming(f)), files.filter(isTiming)]
+  const queues = [files.filter((f) => !isTimingFile(f)), files.filter(isTimingFile)]
   let reported = 0
   let code = 0
   out.write('TAP version 14\n')
   const lane = async (queue: string[]): Promise<void> => {
-    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+    for (let file = queue.shift(); file !== undefined && !stopped; file = queue.shift()) {
       const result = await runFile(file, pass.kind, env, running)
       const counts = countsOf(result.output)
       const failed = result.code !== 0 || counts.fail > 0
