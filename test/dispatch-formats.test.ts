@@ -1,7 +1,8 @@
 // Each provider client speaks its API as documented: path, auth, encoding, fields, and reads the provider's id.
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
 import { resolveConfig, type ProviderConfig } from '../src/config.js'
-import { createProviderClient, type OutboundMessage } from '../src/dispatch/providers/index.js'
+import { createProviderClient, loadProviderClients, type OutboundMessage } from '../src/dispatch/providers/index.js'
 import { startFakeProvider } from '../src/harness/fake-provider.js'
 
 const fake = await startFakeProvider(t)
@@ -31,7 +32,7 @@ function message (fields: Partial<OutboundMessage> = {}): OutboundMessage {
 }
 
 t.test('twilio: form-encoded POST to the account Messages.json with basic auth and one MediaUrl per attachment', async (t) => {
-  const client = createProviderClient(provider('twilio', { kind: 'twilio', accountSid: 'AC123', authToken: 'tok' }))
+  const client = await createProviderClient(provider('twilio', { kind: 'twilio', accountSid: 'AC123', authToken: 'tok' }))
   t.teardown(() => client.close())
   const before = fake.requests.length
   const result = await client.send(message())
@@ -50,7 +51,7 @@ t.test('twilio: form-encoded POST to the account Messages.json with basic auth a
 })
 
 t.test('twilio: an SMS without attachments sends no MediaUrl; a configured From wins over the sender', async (t) => {
-  const client = createProviderClient(provider('twilio', { kind: 'twilio', accountSid: 'AC123', authToken: 'tok', from: '+15005550006' }))
+  const client = await createProviderClient(provider('twilio', { kind: 'twilio', accountSid: 'AC123', authToken: 'tok', from: '+15005550006' }))
   t.teardown(() => client.close())
   const before = fake.requests.length
   await client.send(message({ attachments: [], type: 'sms' }))
@@ -59,7 +60,7 @@ t.test('twilio: an SMS without attachments sends no MediaUrl; a configured From 
 })
 
 t.test('twilio: with publicUrl set every message asks for status callbacks at /callbacks/{provider}', async (t) => {
-  const client = createProviderClient(provider('tw', { kind: 'twilio', accountSid: 'AC123', authToken: 'tok' }, { publicUrl: 'https://hermes.example.com/' }))
+  const client = await createProviderClient(provider('tw', { kind: 'twilio', accountSid: 'AC123', authToken: 'tok' }, { publicUrl: 'https://hermes.example.com/' }))
   t.teardown(() => client.close())
   const before = fake.requests.length
   await client.send(message({ attachments: [], type: 'sms' }))
@@ -67,7 +68,7 @@ t.test('twilio: with publicUrl set every message asks for status callbacks at /c
 })
 
 t.test('sendgrid: JSON to /v3/mail/send with a bearer key; the id is X-Message-Id', async (t) => {
-  const client = createProviderClient(provider('sendgrid', { kind: 'sendgrid', apiKey: 'SG.key' }))
+  const client = await createProviderClient(provider('sendgrid', { kind: 'sendgrid', apiKey: 'SG.key' }))
   t.teardown(() => client.close())
   const before = fake.requests.length
   const result = await client.send(message({ type: 'email', from: 'alice@example.com', to: 'bob@example.com', body: 'Lunch?\nAt noon.' }))
@@ -86,7 +87,7 @@ t.test('sendgrid: JSON to /v3/mail/send with a bearer key; the id is X-Message-I
 })
 
 t.test('sendgrid: a configured from address wins; an empty body still has a subject and content', async (t) => {
-  const client = createProviderClient(provider('sendgrid', { kind: 'sendgrid', apiKey: 'k', from: 'noreply@hermes.example' }))
+  const client = await createProviderClient(provider('sendgrid', { kind: 'sendgrid', apiKey: 'k', from: 'noreply@hermes.example' }))
   t.teardown(() => client.close())
   const before = fake.requests.length
   await client.send(message({ type: 'email', from: 'alice@example.com', to: 'bob@example.com', body: '', attachments: [] }))
@@ -97,7 +98,7 @@ t.test('sendgrid: a configured from address wins; an empty body still has a subj
 })
 
 t.test('http: the seed JSON shape to /api/messages with a bearer key and an idempotency key', async (t) => {
-  const client = createProviderClient(provider('generic', { kind: 'http', apiKey: 'k1' }))
+  const client = await createProviderClient(provider('generic', { kind: 'http', apiKey: 'k1' }))
   t.teardown(() => client.close())
   const before = fake.requests.length
   const result = await client.send(message())
@@ -117,7 +118,7 @@ t.test('http: the seed JSON shape to /api/messages with a bearer key and an idem
 })
 
 t.test('a base URL with a path prefix keeps its prefix', async (t) => {
-  const client = createProviderClient(provider('prefixed', { kind: 'http', apiKey: 'k', baseUrl: `${fake.url}/gateway/` }))
+  const client = await createProviderClient(provider('prefixed', { kind: 'http', apiKey: 'k', baseUrl: `${fake.url}/gateway/` }))
   t.teardown(() => client.close())
   const before = fake.requests.length
   await client.send(message())
@@ -125,7 +126,7 @@ t.test('a base URL with a path prefix keeps its prefix', async (t) => {
 })
 
 t.test('mock: no network, a fresh id each time', async (t) => {
-  const client = createProviderClient(provider('mock', { kind: 'mock' }))
+  const client = await createProviderClient(provider('mock', { kind: 'mock' }))
   const before = fake.requests.length
   const one = await client.send(message())
   const two = await client.send(message())
@@ -134,8 +135,25 @@ t.test('mock: no network, a fresh id each time', async (t) => {
   t.not((one as { providerMessageId: string }).providerMessageId, (two as { providerMessageId: string }).providerMessageId)
 })
 
+t.test('a kind\'s client module loads only when a provider of that kind is configured', async (t) => {
+  // undici is CommonJS, so a child process's require.cache tells whether it was loaded (it costs the dispatch thread ~0.2 s of CPU).
+  const script = `
+    import { createRequire } from 'node:module'
+    const { loadProviderClients } = await import(${JSON.stringify(new URL('../src/dispatch/providers/index.js', import.meta.url).href)})
+    const undici = () => Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('/node_modules/undici/'))
+    await loadProviderClients(['mock'])
+    const afterMock = undici()
+    await loadProviderClients(['twilio'])
+    console.log(JSON.stringify({ afterMock, afterTwilio: undici() }))`
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+  t.same(JSON.parse(child.stdout || '{}'), { afterMock: false, afterTwilio: true }, `mock alone loads no HTTP client ${child.stderr}`)
+  const mockOnly = await loadProviderClients(['mock'])
+  t.throws(() => mockOnly(provider('tw', { kind: 'twilio', accountSid: 'AC1', authToken: 't' })), /provider kind "twilio" was not among the kinds loaded/)
+  await t.rejects(loadProviderClients(['smoke' as never]), /unknown provider kind "smoke"/)
+})
+
 t.test('answers become outcomes', async (t) => {
-  const client = createProviderClient(provider('twilio', { kind: 'twilio', accountSid: 'AC1', authToken: 't', timeoutMs: 300 }))
+  const client = await createProviderClient(provider('twilio', { kind: 'twilio', accountSid: 'AC1', authToken: 't', timeoutMs: 300 }))
   t.teardown(() => client.close())
   const cases: Array<[string, Parameters<typeof fake.script>[0], Record<string, unknown>]> = [
     ['400 is permanent, with the provider\'s message and code', { status: 400, body: { code: 21211, message: "The 'To' number is not a valid phone number.", status: 400 } },
@@ -161,7 +179,7 @@ t.test('answers become outcomes', async (t) => {
 })
 
 t.test('a refused connection is retryable and names the error', async (t) => {
-  const client = createProviderClient(provider('refused', { kind: 'http', apiKey: 'k', baseUrl: 'http://127.0.0.1:1' }))
+  const client = await createProviderClient(provider('refused', { kind: 'http', apiKey: 'k', baseUrl: 'http://127.0.0.1:1' }))
   t.teardown(() => client.close())
   t.match(await client.send(message()), { ok: false, retryable: true, reason: /^ECONNREFUSED/ })
 })

@@ -4,6 +4,7 @@
 // outside the ring up to the channel's own limit.
 import t from 'tap'
 import { createHash } from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import { send, startTestHermes, type HttpAnswer, type TestHermes } from './helpers/hermes.js'
 import { sendgridSigner } from './helpers/sendgrid.js'
 
@@ -177,4 +178,17 @@ t.test('a sender that is not an email address is a 422 naming from', async (t) =
   const answer = await post('email', defaultForm({ envelope: JSON.stringify({ to: ['support@inbound.example.com'], from: 'not-an-address' }) }))
   t.equal(answer.status, 422)
   t.same(answer.json.error.fields.map((f: { field: string }) => f.field), ['from'])
+})
+
+t.test('a worker loads the multipart and MIME parsers with its first email, not at start', async (t) => {
+  // @fastify/busboy is CommonJS, so a child process's require.cache tells whether it was loaded.
+  const script = `
+    import { createRequire } from 'node:module'
+    const { sendgridParse } = await import(${JSON.stringify(new URL('../src/process/process-range.js', import.meta.url).href)})
+    const busboy = () => Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('/@fastify/busboy/'))
+    const atStart = busboy()
+    await sendgridParse()
+    console.log(JSON.stringify({ atStart, afterFirstEmail: busboy() }))`
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+  t.same(JSON.parse(child.stdout || '{}'), { atStart: false, afterFirstEmail: true }, `loaded when needed ${child.stderr}`)
 })

@@ -5,7 +5,7 @@
 import { move, transferableSymbol, valueSymbol, workerData } from 'piscina'
 import { IngressRing } from '../src/ingest/ring-buffer.js'
 import type { ProcessResult, ProcessTask, ProcessWorkerData } from '../src/messages.js'
-import { processRange } from '../src/process/process-range.js'
+import { processRange, sendgridParse } from '../src/process/process-range.js'
 import { RulesBoard } from '../src/process/rules-board.js'
 import { openMetrics } from '../src/metrics/thread-metrics.js'
 import { lowerThreadPriority } from '../src/thread-priority.js'
@@ -17,6 +17,10 @@ const rules = RulesBoard.attach(data.rulesBoard)
 const metrics = data.metrics === undefined ? undefined : openMetrics(data.metrics)
 /** This thread's number in start order; replacements of dead threads get new numbers. */
 export const threadIndex = Atomics.add(data.workerSeq, 0, 1)
+// A worker of a Hermes with a SendGrid Inbound Parse channel loads that parser now rather than on its first email.
+try {
+  if (rules.read(rules.newestGeneration()).channels.some((c) => c.format === 'sendgrid-parse')) void sendgridParse()
+} catch {} // a reload raced this read: the first email loads it instead
 // Busy time, not event-loop utilisation: Piscina parks an idle worker in a
 // blocking Atomics.wait, which stalls its timers and counts as "running".
 const busy = metrics?.slot('hermes_worker_busy_seconds_total', [`worker-${threadIndex % data.metrics!.spec.workers}`])

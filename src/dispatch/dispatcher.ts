@@ -31,7 +31,7 @@ import { reportDispatchGauges } from './dispatch-gauges.js'
 import { channelIdsSql, claimSql, type ClaimedRow } from './dispatch-sql.js'
 import { LaneCore, laneLeaseMs, type LaneDecision, type LaneEvent } from './lane-core.js'
 import { failureFromError } from './providers/classify.js'
-import { createProviderClient, type ProviderClient } from './providers/index.js'
+import { loadProviderClients, type ProviderClient, type ProviderClientFactory } from './providers/index.js'
 import { StatusWriter, type Entry } from './status-writer.js'
 import { checkBucketLimits } from './token-bucket.js'
 
@@ -118,6 +118,8 @@ export class Dispatcher {
   private readonly writer: StatusWriter
   private readonly tuning: { pollMs: number; leaseMs: number; stopTimeoutMs: number }
   private lanes: Lane[] = []
+  /** Builds a provider's client; set in open(), once the configured kinds' client modules are loaded. */
+  private createClient: ProviderClientFactory = () => { throw new Error('Dispatcher: provider clients are not loaded before start()') }
   private channelById = new Map<number, { name: string; type: ChannelType }>()
   private readonly laneByChannel = new Map<number, Lane>()
   private readonly laneByName = new Map<string, Lane>()
@@ -242,7 +244,7 @@ export class Dispatcher {
     const lane = this.laneByName.get(config.name)
     if (lane === undefined) return
     const old = lane.client
-    lane.client = createProviderClient({ ...config, concurrency: lane.core.limits.concurrency })
+    lane.client = this.createClient({ ...config, concurrency: lane.core.limits.concurrency })
     setTimeout(() => old.close(), config.timeoutMs + 1000).unref()
     this.log.info({ provider: config.name }, 'dispatch: provider credentials updated')
   }
@@ -256,6 +258,7 @@ export class Dispatcher {
 
   private async open (): Promise<void> {
     const { providers, channels } = this.options
+    this.createClient = await loadProviderClients(providers.map((p) => p.kind))
     const { rows } = await this.claimSession.query<{ id: number; name: string }>(channelIdsSql, [channels.map((c) => c.name)])
     const idOf = new Map(rows.map((r) => [r.name, r.id]))
     for (const channel of channels) {
@@ -280,7 +283,7 @@ export class Dispatcher {
         name: provider.name,
         kind: provider.kind,
         core,
-        client: createProviderClient(provider),
+        client: this.createClient(provider),
         channelIds,
         leaseMs,
         stats: { queued: 0, sending: 0, sent: 0, retried: 0, failed: 0, rateLimited: 0, retryAfterMs: null },

@@ -61,6 +61,11 @@ export class RulesBoard {
     return data
   }
 
+  /** The newest generation on the board. */
+  newestGeneration (): number {
+    return Math.max(Atomics.load(this.header, 0), Atomics.load(this.header, 2))
+  }
+
   /** The rules of `generation` (cached per thread until a task names another generation). */
   read (generation: number): ProcessRules {
     if (this.cached?.generation === generation) return this.cached.rules

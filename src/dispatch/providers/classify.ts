@@ -11,7 +11,7 @@
 import { STATUS_CODES } from 'node:http'
 import { parseRetryAfter } from '../backoff.js'
 import type { HttpReply } from './http-transport.js'
-import { TransportError } from './http-transport.js'
+import { TransportError } from './transport-error.js'
 import type { SendResult } from './types.js'
 
 const kMaxReasonChars = 500

@@ -9,6 +9,7 @@
  */
 import { Pool, errors, type Dispatcher } from 'undici'
 import type { IncomingHttpHeaders } from 'node:http'
+import { TransportError } from './transport-error.js'
 
 export interface HttpReply {
   readonly status: number
@@ -16,17 +17,6 @@ export interface HttpReply {
   readonly body: string
 }
 
-/** Why a request produced no complete answer. `status` is set when a status line arrived before the failure. */
-export class TransportError extends Error {
-  readonly kind: 'timeout' | 'network' | 'truncated'
-  readonly status: number | undefined
-  constructor (kind: TransportError['kind'], message: string, status?: number) {
-    super(message)
-    this.name = 'TransportError'
-    this.kind = kind
-    this.status = status
-  }
-}
 
 // An answer is only read for an id or an error message; a provider that streams more is cut off.
 const kMaxReplyBytes = 1024 * 1024
