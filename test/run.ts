@@ -40,9 +40,16 @@ interface Totals { total: number, pass: number, fail: number, skip: number }
  * share the machine, and their waiting overlaps the other files' work.
  */
 const timingFiles = ['dispatch-concurrency', 'dispatch-rate-limit', 'fleet-death', 'fleet-limits', 'fleet-pause', 'preclaim', 'provider-gone']
+/**
+ * Files that mostly wait, with little CPU: on uWebSockets.js' 10-s idle timeout (hostile-http, http-proxies), on ack timeouts (backpressure),
+ * on a provider held at 20/s (dispatch-claims), on processes and servers starting (cli, pgbouncer,
+ * dispatch-plans). The timing files' lane has room for them, and the two CPU-bound lanes are the shorter for it.
+ */
+const waitingFiles = ['backpressure', 'cli', 'dispatch-claims', 'dispatch-plans', 'hostile-http', 'http-proxies', 'pgbouncer']
 const isTimingFile = (file: string): boolean => timingFiles.some((name) => file === testPath(name))
+const inSlowLane = (file: string): boolean => isTimingFile(file) || waitingFiles.some((name) => file === testPath(name))
 
-/** One run of test files on one server: its files (null: every file), `jobs` at a time beside the timing files' lane. */
+/** One run of test files on one server: its files (null: every file), `jobs` at a time beside the lane of the timing and waiting files. */
 interface Pass {
   readonly kind: ServerKind
   readonly files: readonly string[] | null
@@ -121,7 +128,8 @@ async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, tota
   try {
     const files = pass.files?.map(testPath) ?? everyFile().map(testPath)
     const timing = files.filter(isTimingFile).length
-    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time${timing === 0 ? '' : `, and the ${timing} that time a provider one at a time beside them`}\n`)
+    const slow = files.filter(inSlowLane).length
+    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time${slow === 0 ? '' : `, and beside them one at a time the ${timing} that time a provider and ${slow - timing} that mostly wait`}\n`)
     return await runFiles(files, pass, server.adminUrl, out)
   } finally {
     await server.destroy()
@@ -144,7 +152,7 @@ const kFileTimeoutSeconds = (JSON.parse(readFileSync(new URL('../../package.json
 const kHardLimitMs = 15 * 60_000
 
 /**
- * Runs the files `pass.jobs` at a time, and the timing files one at a time beside them, with the pass's server as every file's
+ * Runs the files `pass.jobs` at a time, and the timing and waiting files one at a time beside them, with the pass's server as every file's
  * shared server; echoes each file's TAP as one subtest when it ends and sums
  * the counts of the `# { total: … }` line each file prints last.
  */
@@ -158,7 +166,7 @@ async function runFiles (files: readonly string[], pass: Pass, adminUrl: string,
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   const started = performance.now()
-  const queues = [files.filter((f) => !isTimingFile(f)), files.filter(isTimingFile)]
+  const queues = [files.filter((f) => !inSlowLane(f)), files.filter(inSlowLane)]
   let reported = 0
   let code = 0
   out.write('TAP version 14\n')
