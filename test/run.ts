@@ -54,6 +54,8 @@ interface Pass {
   readonly kind: ServerKind
   readonly files: readonly string[] | null
   readonly jobs: number
+  /** The timing and waiting files in a lane of their own beside the `jobs` (false for the stock pass, which runs beside the main one: one file at a time in all). */
+  readonly slowLane: boolean
 }
 
 const usage = `usage: node dist/test/run.js [--compat] [--server KIND] [FILE…]
@@ -93,20 +95,20 @@ async function main (): Promise<number> {
   let passCount: number
   if (values.compat === true) {
     passCount = compatKinds.length
-    for (const kind of compatKinds) add(await runPass({ kind, files: chosen ?? compatFiles, jobs: 2 }, process.stdout))
+    for (const kind of compatKinds) add(await runPass({ kind, files: chosen ?? compatFiles, jobs: 2, slowLane: true }, process.stdout))
   } else if (values.server !== undefined) {
     if (!isServerKind(values.server)) { console.error(`--server ${values.server}: not a server kind\n${usage}`); return 2 }
     passCount = 1
-    add(await runPass({ kind: values.server, files: chosen, jobs: 2 }, process.stdout))
+    add(await runPass({ kind: values.server, files: chosen, jobs: 2, slowLane: true }, process.stdout))
   } else if (chosen !== null) {
     passCount = 1
-    add(await runPass({ kind: 'embedded', files: chosen, jobs: 2 }, process.stdout))
+    add(await runPass({ kind: 'embedded', files: chosen, jobs: 2, slowLane: true }, process.stdout))
   } else {
     // The stock pass runs one file at a time beside the main pass, whose output it holds back until that pass ends.
     passCount = 2
     const held: string[] = []
-    const stock = runPass({ kind: 'debian-15', files: stockFiles, jobs: 1 }, { write: (line: string) => held.push(line) })
-    add(await runPass({ kind: 'embedded', files: null, jobs: 2 }, process.stdout))
+    const stock = runPass({ kind: 'debian-15', files: stockFiles, jobs: 1, slowLane: false }, { write: (line: string) => held.push(line) })
+    add(await runPass({ kind: 'embedded', files: null, jobs: 2, slowLane: true }, process.stdout))
     const stockResult = await stock
     for (const line of held) process.stdout.write(line)
     add(stockResult)
@@ -127,9 +129,10 @@ async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, tota
   const server = await startPostgresServer(pass.kind, { settings: { max_connections: '300' } })
   try {
     const files = pass.files?.map(testPath) ?? everyFile().map(testPath)
-    const timing = files.filter(isTimingFile).length
-    const slow = files.filter(inSlowLane).length
-    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time${slow === 0 ? '' : `, and beside them one at a time the ${timing} that time a provider and ${slow - timing} that mostly wait`}\n`)
+    const timing = pass.slowLane ? files.filter(isTimingFile).length : 0
+    const slow = pass.slowLane ? files.filter(inSlowLane).length : 0
+    const besides = [timing > 0 ? `the ${timing} that time a provider` : '', slow > timing ? `the ${slow - timing} that mostly wait` : ''].filter((s) => s !== '').join(' and ')
+    out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time${besides === '' ? '' : `, and beside them one at a time ${besides}`}\n`)
     return await runFiles(files, pass, server.adminUrl, out)
   } finally {
     await server.destroy()
@@ -166,7 +169,8 @@ async function runFiles (files: readonly string[], pass: Pass, adminUrl: string,
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   const started = performance.now()
-  const queues = [files.filter((f) => !inSlowLane(f)), files.filter(inSlowLane)]
+  const slow = (file: string): boolean => pass.slowLane && inSlowLane(file)
+  const queues = [files.filter((f) => !slow(f)), files.filter(slow)]
   let reported = 0
   let code = 0
   out.write('TAP version 14\n')
