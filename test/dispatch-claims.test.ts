@@ -25,7 +25,8 @@ t.test('a backlog for a provider held at 20/s, webhooks committed one by one mea
   const first = await Promise.all(payloads.slice(0, backlog).map(async (p) => (await h.postSigned('sms', p)).status))
   t.same(first, Array(backlog).fill(202), 'the backlog accepted')
   for (const payload of payloads.slice(backlog)) {
-    t.equal((await h.postSigned('sms', payload)).status, 202)
+    const answer = await h.postSigned('sms', payload)
+    t.equal(answer.status, 202, `accepted${answer.status === 202 ? '' : `: ${answer.text}`}`)
     await new Promise((resolve) => setTimeout(resolve, 30)) // pacing the load, not waiting for a result
   }
   await until('every message to be sent', 30_000, async () => {

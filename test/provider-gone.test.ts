@@ -2,7 +2,7 @@
 // The issue asks for a minute; the outage lasts kOutageMs, 12 s by default (every message is refused several times, its
 // backoff capped at 2 s), and HERMES_TEST_PROVIDER_GONE_MS=60000 runs the full minute.
 import t from 'tap'
-import { busiestWindow, startFakeProvider } from '../src/harness/fake-provider.js'
+import { busiestWindow, providerClock, startFakeProvider } from '../src/harness/fake-provider.js'
 import { SECRET, send, startTestHermes } from './helpers/hermes.js'
 import { until } from '../src/harness/wait.js'
 
@@ -93,17 +93,18 @@ t.test(`the provider is gone for ${kOutageMs / 1000} s, then returns: everything
 
   await sleep(goneAt + kOutageMs - Date.now())
   // Read before start(): the provider's thread may take (and stamp) a waiting retry before this thread runs again.
-  const backAt = Date.now()
+  const backAt = providerClock() // the clock of the provider's stamps
+  const goneFor = Date.now() - goneAt
   await fake.start()
   t.equal(fake.port, port, 'the provider is back on the same port')
-  t.comment(`provider gone for ${backAt - goneAt} ms`)
+  t.comment(`provider gone for ${goneFor} ms`)
 
   // A count, not the rows: this process also stamps the provider's arrivals, so its polling stays light.
   await until(`all ${kTotal} messages to be sent`, kRecoveryDeadlineMs, async () => {
     const { rows: [r] } = await h.db.query("SELECT count(*)::int AS n FROM message WHERE dispatch_status = 'sent'")
     return r?.['n'] === kTotal ? true : undefined
   })
-  const recoveredIn = Date.now() - backAt
+  const recoveredIn = providerClock() - backAt
   const final = await rows()
   t.equal(final.length, kTotal, 'every stored message is accounted for')
 
@@ -114,7 +115,7 @@ t.test(`the provider is gone for ${kOutageMs / 1000} s, then returns: everything
   t.same([...perRecipient.keys()].sort(), Array.from({ length: kTotal }, (_, i) => recipient(i)).sort(), 'one for every message stored')
   t.equal([...perRecipient.values()].filter((n) => n > 1).length, 0, 'no duplicates')
   t.equal(new Set(final.map((m) => m.providerMessageId)).size, kTotal, 'each with its own provider id')
-  t.ok(fake.requests.every((r) => r.at >= backAt), 'none before the return')
+  t.ok(fake.requests.every((r) => r.at >= backAt), `none before the return (the earliest ${(Math.min(...fake.requests.map((r) => r.at)) - backAt).toFixed(1)} ms after it)`)
 
   // The recovery burst stays within the bucket: at most burst + perSecond in any second.
   const arrivals = fake.requests.map((r) => r.at)
@@ -137,6 +138,6 @@ t.test(`the provider is gone for ${kOutageMs / 1000} s, then returns: everything
 
   const attempts = final.map((m) => m.attempts)
   t.comment(`requests ${fake.requests.length}, retries ${retries}, attempts per message ${Math.min(...attempts)}–${Math.max(...attempts)}, ` +
-    `busiest window ${busiest}, deliveries spanned ${span} ms, all sent ${recoveredIn} ms after the return, ` +
+    `busiest window ${busiest}, deliveries spanned ${span} ms, all sent ${recoveredIn.toFixed(0)} ms after the return, ` +
     `rate-limit wait ${sample(metrics, 'hermes_dispatch_rate_limit_wait_seconds_total{provider="twilio"}').toFixed(1)} s`)
 })

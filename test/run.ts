@@ -41,11 +41,12 @@ interface Totals { total: number, pass: number, fail: number, skip: number }
  */
 const timingFiles = ['dispatch-concurrency', 'dispatch-rate-limit', 'fleet-death', 'fleet-limits', 'fleet-pause', 'preclaim', 'provider-gone']
 /**
- * Files that mostly wait, with little CPU: on uWebSockets.js' 10-s idle timeout (hostile-http, http-proxies), on ack timeouts (backpressure),
- * on a provider held at 20/s (dispatch-claims), on processes and servers starting (cli, pgbouncer,
- * dispatch-plans). The timing files' lane has room for them, and the two CPU-bound lanes are the shorter for it.
+ * Files that mostly wait, with little CPU: on uWebSockets.js' 10-s idle timeout (hostile-http, http-proxies),
+ * on processes and servers starting (cli, pgbouncer, dispatch-plans), on ack timeouts (backpressure, last:
+ * after the bench files at the head of the CPU-bound lanes). They go first in the timing files' lane,
+ * which has room for them, and the two CPU-bound lanes are the shorter for it.
  */
-const waitingFiles = ['backpressure', 'cli', 'dispatch-claims', 'dispatch-plans', 'hostile-http', 'http-proxies', 'pgbouncer']
+const waitingFiles = ['cli', 'hostile-http', 'http-proxies', 'pgbouncer', 'dispatch-plans', 'backpressure']
 const isTimingFile = (file: string): boolean => timingFiles.some((name) => file === testPath(name))
 const inSlowLane = (file: string): boolean => isTimingFile(file) || waitingFiles.some((name) => file === testPath(name))
 
@@ -170,7 +171,8 @@ async function runFiles (files: readonly string[], pass: Pass, adminUrl: string,
   process.once('SIGTERM', stop)
   const started = performance.now()
   const slow = (file: string): boolean => pass.slowLane && inSlowLane(file)
-  const queues = [files.filter((f) => !slow(f)), files.filter(slow)]
+  const waitingFirst = (f: string): number => { const i = waitingFiles.findIndex((name) => f === testPath(name)); return i === -1 ? waitingFiles.length : i }
+  const queues = [files.filter((f) => !slow(f)), files.filter(slow).sort((a, b) => waitingFirst(a) - waitingFirst(b))]
   let reported = 0
   let code = 0
   out.write('TAP version 14\n')

@@ -29,8 +29,13 @@ export type ToProviderThread =
   | { readonly type: 'reply', readonly id: number, readonly reply: WireReply }
 export type FromProviderThread = ArrivedRequest | { readonly type: 'listening', readonly port: number } | { readonly type: 'stopped' } | { readonly type: 'error', readonly message: string }
 
-/** Milliseconds since the epoch, read from the monotonic clock. */
-const now = (): number => performance.timeOrigin + performance.now()
+/**
+ * Milliseconds since the epoch, read from the monotonic clock: the clock of every request's `at`. A test that
+ * compares its own moments with those stamps reads them from this clock too, not from Date.now(), which the
+ * system may step or slew while the test runs.
+ */
+export const providerClock = (): number => performance.timeOrigin + performance.now()
+const now = providerClock
 
 if (parentPort !== null && workerData?.fakeProvider === true) {
   const port = parentPort

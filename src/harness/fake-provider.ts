@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { Worker } from 'node:worker_threads'
 import { randomBytes } from 'node:crypto'
 import { threadExecArgv } from './thread-exec-argv.js'
-import { kConnections, kInFlight, kMaxInFlight, type ArrivedRequest, type FromProviderThread, type ToProviderThread, type WireReply } from './fake-provider-thread.js'
+import { kConnections, kInFlight, kMaxInFlight, providerClock, type ArrivedRequest, type FromProviderThread, type ToProviderThread, type WireReply } from './fake-provider-thread.js'
 import pg from 'pg'
 import { resolveConfig, type HermesConfig } from '../config.js'
 import { prepareDatabase } from '../store/schema.js'
@@ -18,6 +18,8 @@ import { createLogger } from '../log.js'
 import { testDatabase, type TestDatabase, type TestDatabaseOptions } from './database.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
+
+export { providerClock }
 
 export type Api = 'twilio' | 'sendgrid' | 'http' | 'other'
 
