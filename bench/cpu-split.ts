@@ -81,6 +81,19 @@ export interface Sources {
   readonly postgresGroup: (name: string) => string
 }
 
+/**
+ * Names Hermes' threads by the thread ids its "hermes started" line reports (src/hermes.ts): their order depends
+ * on how Hermes starts them, so it is read, not assumed. An id it did not report (a replaced worker) is named by its id.
+ */
+export function hermesThreadLabel (started: Record<string, unknown>): (threadId: number) => string {
+  const threads = started['threads'] as { writer?: number, dispatch?: number, workers?: number[] } | undefined
+  const names = new Map<number, string>([[0, 'main']])
+  if (threads?.writer !== undefined) names.set(threads.writer, 'writer')
+  if (threads?.dispatch !== undefined) names.set(threads.dispatch, 'dispatch')
+  threads?.workers?.forEach((id, i) => names.set(id, `worker-${i}`))
+  return (id) => names.get(id) ?? `thread ${id}`
+}
+
 /** Per-label CPU seconds used so far; subtract two readings for a window. Threads and backends are keyed by id so that the delta is per thread. */
 export async function readCpu (sources: Sources): Promise<Map<string, { label: string, seconds: number }>> {
   const out = new Map<string, { label: string, seconds: number }>()

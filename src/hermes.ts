@@ -283,6 +283,8 @@ export async function startHermes (initial: HermesConfig, options: StartOptions 
       port: server.port,
       ack: config.ack,
       workers: config.workers,
+      // Node's thread ids (Worker.threadId; the main thread is 0), to tell the threads apart in /proc (every one is named "node").
+      threads: { writer: writer.threadId, dispatch: dispatch.threadId, workers: pool.threads.map((w) => w.threadId) },
       database: embedded === null ? 'external' : `embedded (${config.database.embeddedDir})`,
       uws: nativeBindingPath(),
       config: redactedConfig(config)

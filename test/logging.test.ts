@@ -4,6 +4,7 @@ import { send } from './helpers/hermes.js'
 import { seedSignature } from '../src/harness/sign.js'
 import { testDatabase } from '../src/harness/database.js'
 import { spawnHermes, writeConfigFile } from './helpers/process.js'
+import { hermesThreadLabel } from '../bench/cpu-split.js'
 
 t.test('logs are JSON lines without secrets or bodies, at debug level too', async (t) => {
   const db = await testDatabase(t)
@@ -38,6 +39,12 @@ t.test('logs are JSON lines without secrets or bodies, at debug level too', asyn
   t.notMatch(all, secret, 'no channel secret')
   t.notMatch(all, 'api-key-secret-99', 'no provider key')
   t.notMatch(all, 'BODY-MARKER', 'no webhook body')
+  // Thread ids tell the threads apart in /proc (all are named "node"); the bench's CPU split reads them from this line.
+  const threads = started['threads'] as { writer: number, dispatch: number, workers: number[] }
+  const ids = [threads.writer, threads.dispatch, ...threads.workers]
+  t.ok(ids.length === 3 && ids.every((id) => Number.isInteger(id) && id > 0) && new Set(ids).size === 3, `the start line names each thread's id: ${JSON.stringify(threads)}`)
+  const label = hermesThreadLabel(started)
+  t.same([0, threads.writer, threads.dispatch, threads.workers[0]!].map(label), ['main', 'writer', 'dispatch', 'worker-0'], 'and the bench names them from it')
   t.match(started['config'], { channels: { sms: { secrets: ['[redacted]'] } }, providers: { relay: { apiKey: '[redacted]' } } }, 'the start line carries the config, redacted')
   const rejected = run.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e['msg'] === 'webhook rejected after enqueue')!
   t.equal(rejected['code'], 'HERMES_ERR_INVALID_FIELDS', 'error lines carry the code')
