@@ -131,8 +131,8 @@ async function runPass (pass: Pass, out: LineSink): Promise<{ code: number, tota
   try {
     const files = pass.files?.map(testPath) ?? everyFile().map(testPath)
     const timing = pass.slowLane ? files.filter(isTimingFile).length : 0
-    const slow = pass.slowLane ? files.filter(inSlowLane).length : 0
-    const besides = [timing > 0 ? `the ${timing} that time a provider` : '', slow > timing ? `the ${slow - timing} that mostly wait` : ''].filter((s) => s !== '').join(' and ')
+    const waiting = pass.slowLane ? files.filter(inSlowLane).length - timing : 0
+    const besides = [timing > 0 ? `the ${timing} that time a provider` : '', waiting > 0 ? `the ${waiting} that mostly wait` : ''].filter((s) => s !== '').join(' and ')
     out.write(`# pass on ${pass.kind}: ${files.length} files, ${pass.jobs} at a time${besides === '' ? '' : `, and beside them one at a time ${besides}`}\n`)
     return await runFiles(files, pass, server.adminUrl, out)
   } finally {

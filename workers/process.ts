@@ -19,7 +19,7 @@ const metrics = data.metrics === undefined ? undefined : openMetrics(data.metric
 export const threadIndex = Atomics.add(data.workerSeq, 0, 1)
 // A worker of a Hermes with a SendGrid Inbound Parse channel loads that parser now rather than on its first email.
 try {
-  if (rules.read(rules.newestGeneration()).channels.some((c) => c.format === 'sendgrid-parse')) void sendgridParse()
+  if (rules.read(rules.newestGeneration()).channels.some((c) => c.format === 'sendgrid-parse')) sendgridParse().catch(() => {}) // a failed import is reported by the first email instead
 } catch {} // a reload raced this read: the first email loads it instead
 // Busy time, not event-loop utilisation: Piscina parks an idle worker in a
 // blocking Atomics.wait, which stalls its timers and counts as "running".

@@ -69,8 +69,9 @@ function processRecord (record: RingRecord, body: Buffer, rules: readonly Channe
  * SendGrid Inbound Parse's module, imported when a worker meets its first email: it brings a
  * multipart and a MIME parser, about 0.1 s of CPU to load, which a worker without such a channel never needs.
  */
-let sendgridParseModule: Promise<typeof import('./sendgrid-parse.js')['processSendgridParse']> | null = null
-export async function sendgridParse (): Promise<typeof import('./sendgrid-parse.js')['processSendgridParse']> {
+type ProcessSendgridParse = typeof import('./sendgrid-parse.js')['processSendgridParse']
+let sendgridParseModule: Promise<ProcessSendgridParse> | null = null
+export async function sendgridParse (): Promise<ProcessSendgridParse> {
   sendgridParseModule ??= import('./sendgrid-parse.js').then((m) => m.processSendgridParse)
   return await sendgridParseModule
 }

@@ -17,7 +17,6 @@ export interface HttpReply {
   readonly body: string
 }
 
-
 // An answer is only read for an id or an error message; a provider that streams more is cut off.
 const kMaxReplyBytes = 1024 * 1024
 const kUserAgent = 'hermes-dispatch/0.1'
