@@ -9,7 +9,7 @@
  */
 import { readFileSync, readdirSync, existsSync } from 'node:fs'
 import type pg from 'pg'
-import { cpuSeconds } from './processes.js'
+import { cpuSeconds, startServer, type Server } from './processes.js'
 
 /** The preload that names threads: node --require it with BENCH_THREADS_FILE set. */
 export const threadIdsPreload = new URL('../../bench/thread-ids.cjs', import.meta.url).pathname
@@ -82,9 +82,24 @@ export interface Sources {
 }
 
 /**
- * Names Hermes' threads by the thread ids its "hermes started" line reports (src/hermes.ts): their order depends
- * on how Hermes starts them, so it is read, not assumed. An id it did not report (a replaced worker) is named by its id.
+ * Starts Hermes (`src/main.js --config configFile`) with every thread recording its kernel thread id in `threadsFile`
+ * (thread-ids.cjs), and names its threads by the Node thread ids its "hermes started" line reports (src/hermes.ts):
+ * their order depends on how Hermes starts them, so it is read, not assumed. An id the line did not name (a
+ * replaced worker) is named by its id.
  */
+export async function startMeasuredHermes (configFile: string, threadsFile: string, nodeArgs: readonly string[]): Promise<{ server: Server, label: (threadId: number) => string }> {
+  let started: Record<string, unknown> = {}
+  const portOf = (line: Record<string, unknown>): number | undefined => {
+    if (line['msg'] !== 'hermes started') return undefined
+    started = line
+    return line['port'] as number
+  }
+  const main = new URL('../src/main.js', import.meta.url).pathname
+  const server = await startServer(main, ['--config', configFile], { BENCH_THREADS_FILE: threadsFile }, portOf, [...nodeArgs, '--require', threadIdsPreload])
+  return { server, label: hermesThreadLabel(started) }
+}
+
+/** Names Hermes' threads from its "hermes started" line (see startMeasuredHermes). */
 export function hermesThreadLabel (started: Record<string, unknown>): (threadId: number) => string {
   const threads = started['threads'] as { writer?: number, dispatch?: number, workers?: number[] } | undefined
   const names = new Map<number, string>([[0, 'main']])

@@ -54,7 +54,7 @@ import { freePort } from '../src/harness/free-port.js'
 import { createLogger } from '../src/log.js'
 import { resolveConfig } from '../src/config.js'
 import { prepareDatabase } from '../src/store/schema.js'
-import { cpuDelta, hermesThreadLabel, readCpu, threadIdsPreload, type Sources } from './cpu-split.js'
+import { cpuDelta, readCpu, startMeasuredHermes, type Sources } from './cpu-split.js'
 
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url))
 const secret = 'bench-secret'
@@ -315,9 +315,7 @@ async function main (): Promise<void> {
       const file = join(work, `hermes-${++configFiles}.json`)
       const threadsFile = join(work, `threads-${configFiles}.txt`)
       writeFileSync(file, JSON.stringify({ ...configObject, port: await freePort(), ...extra }))
-      let started: Record<string, unknown> = {}
-      const server = await startServer(here('../src/main.js'), ['--config', file], { BENCH_THREADS_FILE: threadsFile }, (l) => { if (l['msg'] !== 'hermes started') return undefined; started = l; return l['port'] as number }, [...hermesNodeArgs, '--require', threadIdsPreload])
-      const label = hermesThreadLabel(started)
+      const { server, label } = await startMeasuredHermes(file, threadsFile, hermesNodeArgs)
       const sources: Sources = { nodes: [{ prefix: 'hermes', pid: server.child.pid!, threadsFile, label }], processes: [{ label: 'fake provider', pid: fake.child.pid! }], client, databases: [new URL(databaseUrl).pathname.slice(1) || 'postgres'], postgresGroup: (name) => `postgres ${name === 'unnamed' ? 'bench client' : name}` }
       return { server, sources }
     }

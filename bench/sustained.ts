@@ -35,7 +35,7 @@ import pg from 'pg'
 import { generateRequests } from '../src/harness/gen-requests.js'
 import { listeningPort, startServer, stopServer, cpuSeconds, type Server } from './processes.js'
 import { runWrk, type WrkResult } from '../src/harness/wrk.js'
-import { cpuDelta, hermesThreadLabel, readCpu, threadIdsPreload, type Sources } from './cpu-split.js'
+import { cpuDelta, readCpu, startMeasuredHermes, threadIdsPreload, type Sources } from './cpu-split.js'
 import { median, type ScenarioSummary, type Target } from './report.js'
 import { freePort } from '../src/harness/free-port.js'
 
@@ -175,9 +175,7 @@ export class EndToEnd {
         const config = join(ctx.work, `sustained-${Date.now()}.json`)
         const threadsFile = join(ctx.work, `threads-${Date.now()}.txt`)
         writeFileSync(config, JSON.stringify({ ...ctx.configObject, port: await freePort() }))
-        let started: Record<string, unknown> = {}
-        const server = await startServer(here('../src/main.js'), ['--config', config], { BENCH_THREADS_FILE: threadsFile }, (l) => { if (l['msg'] !== 'hermes started') return undefined; started = l; return l['port'] as number }, [...ctx.hermesNodeArgs, '--require', threadIdsPreload])
-        const label = hermesThreadLabel(started)
+        const { server, label } = await startMeasuredHermes(config, threadsFile, ctx.hermesNodeArgs)
         const pid = server.child.pid!
         const sum = (m: Map<string, number>, prefix: string, has?: string): number => [...m].filter(([k]) => k.startsWith(prefix) && (has === undefined || k.includes(has))).reduce((s, [, v]) => s + v, 0)
         return {

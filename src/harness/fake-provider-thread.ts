@@ -35,7 +35,6 @@ export type FromProviderThread = ArrivedRequest | { readonly type: 'listening', 
  * system may step or slew while the test runs.
  */
 export const providerClock = (): number => performance.timeOrigin + performance.now()
-const now = providerClock
 
 if (parentPort !== null && workerData?.fakeProvider === true) {
   const port = parentPort
@@ -48,7 +47,7 @@ if (parentPort !== null && workerData?.fakeProvider === true) {
   const post = (message: FromProviderThread): void => port.postMessage(message)
 
   const server = createServer((req, res) => {
-    const at = now()
+    const at = providerClock()
     const inFlight = Atomics.add(counters, kInFlight, 1) + 1
     for (let most = Atomics.load(counters, kMaxInFlight); inFlight > most; most = Atomics.load(counters, kMaxInFlight)) {
       if (Atomics.compareExchange(counters, kMaxInFlight, most, inFlight) === most) break
